@@ -1,0 +1,25 @@
+"""Typed errors a user can cause; the CLI and the UI show their message instead of a traceback."""
+
+
+class BrainScanError(Exception):
+    """Base class for every error caused by user input (files, folders, models, options)."""
+
+
+class ImageDecodeError(BrainScanError):
+    """A file could not be read as an image (corrupt, unsupported format, empty DICOM)."""
+
+
+class DataLayoutError(BrainScanError):
+    """A data folder does not have the expected Training/Testing/<class> layout."""
+
+
+class ModelNotFoundError(BrainScanError):
+    """A model folder is missing its model file or model card, or they do not match."""
+
+
+class TrainingConfigError(BrainScanError):
+    """Training options are inconsistent (unknown backbone, bad weights file, locked run...)."""
+
+
+class ExplainError(BrainScanError):
+    """An explanation or XAI metric was asked for with options that cannot work."""

@@ -1,0 +1,114 @@
+"""Images in: decode any supported file to RGB uint8, and the one preprocessing function.
+
+`preprocess` is the single path from a decoded scan to the model's input tensor; training,
+prediction, explainers and metrics all call it. Keras EfficientNet models rescale and normalise
+inside the network, so the tensor stays in 0-255 (scaling to [0,1] here would be a bug).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.errors import ImageDecodeError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+DICOM_EXTENSIONS = {".dcm", ".dicom"}
+
+
+def _is_dicom(data: bytes, name: str) -> bool:
+    return data[128:132] == b"DICM" or Path(name).suffix.lower() in DICOM_EXTENSIONS
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """Scale any numeric image to uint8 by its own range (16-bit PNG/TIFF, float data)."""
+    if array.dtype == np.uint8:
+        return array
+    array = array.astype(np.float64)
+    lo, hi = float(np.min(array)), float(np.max(array))
+    if hi <= lo:
+        return np.zeros(array.shape, np.uint8)
+    return np.clip((array - lo) / (hi - lo) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _as_rgb(array: np.ndarray, name: str) -> np.ndarray:
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    elif array.ndim == 3 and array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.ndim == 3 and array.shape[2] == 4:
+        array = array[:, :, :3]
+    if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 8:
+        raise ImageDecodeError(f"{name}: unsupported image shape {array.shape}")
+    return np.ascontiguousarray(_to_uint8(array))
+
+
+def _decode_dicom(data: bytes, name: str) -> np.ndarray:
+    try:
+        import pydicom
+        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    except ImportError as exc:  # pragma: no cover - pydicom is a listed requirement
+        raise ImageDecodeError(f"{name}: DICOM support needs pydicom ({exc})") from exc
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        pixels = ds.pixel_array
+    except Exception as exc:  # pydicom raises many types for corrupt or compressed files
+        raise ImageDecodeError(f"{name}: cannot read DICOM pixel data ({exc})") from exc
+    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
+    if photometric.startswith("MONOCHROME"):
+        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+            pixels = pixels[len(pixels) // 2]
+        values = apply_modality_lut(pixels, ds).astype(np.float64)
+        if "WindowCenter" in ds and "WindowWidth" in ds:
+            values = apply_voi_lut(values, ds).astype(np.float64)
+        image = _to_uint8(values)
+        if photometric == "MONOCHROME1":
+            image = 255 - image
+        return _as_rgb(image, name)
+    if pixels.ndim == 4:
+        pixels = pixels[len(pixels) // 2]
+    return _as_rgb(pixels, name)
+
+
+def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
+    """Decode a JPEG/PNG/BMP/TIFF/DICOM file (path or bytes) to an RGB uint8 array (H, W, 3)."""
+    if isinstance(source, (str, Path)):
+        name = name or str(source)
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise ImageDecodeError(f"{name}: cannot open file ({exc.strerror or exc})") from exc
+    else:
+        data = bytes(source)
+        name = name or "upload"
+    if not data:
+        raise ImageDecodeError(f"{name}: the file is empty")
+    if _is_dicom(data, name):
+        return _decode_dicom(data, name)
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ImageDecodeError(f"{name}: not a readable image (supported: JPEG, PNG, BMP, TIFF, DICOM)")
+    if array.ndim == 3 and array.shape[2] == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+    elif array.ndim == 3 and array.shape[2] == 4:
+        array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
+    return _as_rgb(array, name)
+
+
+def preprocess(image: np.ndarray, image_size: int) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> model input float32 (S, S, 3) in 0-255. The only preprocessing."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ImageDecodeError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+    image = _to_uint8(image)
+    if image.shape[:2] != (image_size, image_size):
+        shrinking = image.shape[0] >= image_size and image.shape[1] >= image_size
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        image = cv2.resize(image, (image_size, image_size), interpolation=interpolation)
+    return image.astype(np.float32)
+
+
+def load_for_model(source: str | Path | bytes, image_size: int, name: str | None = None) -> np.ndarray:
+    """Decode and preprocess in one call: what every consumer of a file uses."""
+    return preprocess(read_image(source, name), image_size)

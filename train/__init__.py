@@ -1,0 +1,1 @@
+"""Training entry point package: `python -m train ...`."""

@@ -1,0 +1,85 @@
+"""`python -m train --data DIR [options]`: train a BrainScan model into a run folder.
+
+Defaults follow the specification (EfficientNetB4, ImageNet weights, two phases). With
+`--weights none` the from-scratch recipe runs instead. `--resume RUN_DIR` continues a killed run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from core.errors import BrainScanError
+from core.model import BACKBONES
+from core.training import TrainConfig, train
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = TrainConfig(data="")
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA"), help="dataset root (Training/, Testing/); or BRAINSCAN_DATA")
+    p.add_argument("--run-dir", help="run folder (default runs/<timestamp>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--backbone", default=defaults.backbone, choices=BACKBONES)
+    p.add_argument("--weights", default=defaults.weights, help="imagenet, none, or a local weights file")
+    p.add_argument("--image-size", type=int, default=defaults.image_size)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--epochs-head", type=int, default=defaults.epochs_head, help="phase 1 (frozen backbone)")
+    p.add_argument("--epochs-finetune", type=int, default=defaults.epochs_finetune, help="phase 2 (top layers unfrozen)")
+    p.add_argument("--lr-head", type=float, default=defaults.lr_head)
+    p.add_argument("--lr-finetune", type=float, default=defaults.lr_finetune)
+    p.add_argument("--unfreeze-top", type=int, default=defaults.unfreeze_top)
+    p.add_argument("--epochs-scratch", type=int, default=defaults.epochs_scratch, help="from-scratch recipe (weights none)")
+    p.add_argument("--lr-scratch", type=float, default=defaults.lr_scratch)
+    p.add_argument("--warmup-epochs", type=int, default=defaults.warmup_epochs)
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    p.add_argument("--patience", type=int, default=defaults.patience, help="early stopping on val accuracy")
+    p.add_argument("--protocol", default=defaults.protocol, choices=("default", "spec"))
+    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--limit-per-class", type=int, default=0, help="use at most N images per class and split (quick runs)")
+    p.add_argument("--precision", default=defaults.precision, choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
+    p.add_argument("--name", default="")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.resume:
+            out = train(TrainConfig(data=""), args.resume, resume=True)
+        else:
+            if not args.data:
+                raise BrainScanError("No data folder: pass --data DIR or set BRAINSCAN_DATA.")
+            names = {f.name for f in fields(TrainConfig)} - {"command"}
+            config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+            run_dir = Path(args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+            print(f"run folder: {run_dir}", flush=True)
+            out = train(config, run_dir)
+    except BrainScanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        _mark_failed(args, exc)
+        return 2
+    except BaseException as exc:
+        _mark_failed(args, exc)
+        raise
+    print(f"model: {out}")
+    return 0
+
+
+def _mark_failed(args: argparse.Namespace, exc: BaseException) -> None:
+    from core import run_files as rf
+
+    run_dir = Path(args.resume or args.run_dir or "")
+    if args.resume or args.run_dir:
+        if (run_dir / rf.CONFIG_FILE).exists():
+            rf.update_status(run_dir, state="failed", error=f"{type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
