@@ -1,0 +1,69 @@
+"""Explainers behind one interface: `explain(model, image, method)` -> Explanation.
+
+Adding a method = one module with `DEFAULT_OPTIONS` and `run(model, image, class_index, options)`
+plus one entry in EXPLAINERS. Heavy libraries (shap, lime, skimage) are imported inside `run`.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from core.errors import ExplainError
+from core.explain import lime_method, scorecam, shap_method
+from core.explain.base import Explanation, ExplainerSpec, check_image, merge_options, resolve_class
+
+EXPLAINERS: dict[str, ExplainerSpec] = {
+    "scorecam": ExplainerSpec(
+        "scorecam", "Score-CAM", False,
+        "Activation-based: each feature-map channel masks the scan and is weighted by how much it "
+        "raises the class score. No gradients. Heatmap in [0, 1].",
+        scorecam.DEFAULT_OPTIONS, scorecam.run),
+    "shap": ExplainerSpec(
+        "shap", "SHAP", True,
+        "Signed pixel contributions (Shapley-value approximation) against background scans: red "
+        "supports the class, blue contradicts it.",
+        shap_method.DEFAULT_OPTIONS, shap_method.run),
+    "lime": ExplainerSpec(
+        "lime", "LIME", False,
+        "Local surrogate: superpixels are hidden at random and a linear model learns which regions "
+        "drive the class score. Region weights in [0, 1].",
+        lime_method.DEFAULT_OPTIONS, lime_method.run),
+}
+
+
+def get_spec(method: str) -> ExplainerSpec:
+    """The registry entry of a method name, or ExplainError listing the valid names."""
+    spec = EXPLAINERS.get(method)
+    if spec is None:
+        raise ExplainError(f"unknown explanation method {method!r}; choose one of {', '.join(EXPLAINERS)}")
+    return spec
+
+
+def _recordable(options: dict[str, Any]) -> dict[str, Any]:
+    """Options as plain values (arrays such as a SHAP background become a shape description)."""
+    return {k: (f"array{tuple(v.shape)}" if isinstance(v, np.ndarray) else v) for k, v in options.items()}
+
+
+def explain(model: Any, image: np.ndarray, method: str, class_index: int | None = None,
+            card: Any = None, **options: Any) -> Explanation:
+    """Explain the model's score for `class_index` (default: the predicted class) on one image.
+
+    `image` is a preprocessed float32 (S, S, 3) array in 0-255 and is never modified. `card` is
+    accepted for callers that have one; its image size must match the model.
+    """
+    spec = get_spec(method)
+    image = check_image(model, image)
+    if card is not None and card.image_size != image.shape[0]:
+        raise ExplainError(f"model card image_size {card.image_size} does not match the image {image.shape}")
+    merged = merge_options(spec, options)
+    target = resolve_class(model, image, class_index)
+    start = time.perf_counter()
+    heat, note, extras = spec.run(model, image, target, merged)
+    seconds = time.perf_counter() - start
+    return Explanation(method, np.asarray(heat, np.float32), target, _recordable(merged), seconds,
+                       spec.signed, note, extras)
+
+
+__all__ = ["EXPLAINERS", "Explanation", "ExplainerSpec", "explain", "get_spec"]

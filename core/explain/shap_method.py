@@ -1,0 +1,97 @@
+"""SHAP via the `shap` library: signed per-pixel contributions, summed over colour channels.
+
+The specification names DeepExplainer; `explainer="auto"` uses it whenever the model allows.
+With TF 2.21 / Keras 3 it fails on EfficientNet because shap's TF DeepExplainer has no rule for
+depthwise convolutions ("gradient registry has no entry for: shap_DepthwiseConv2dNative"), so
+`auto` then uses GradientExplainer (expected gradients, the SHAP approximation for
+differentiable models) and says why in the explanation note.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+
+from core.errors import ExplainError
+from core.explain.background import fallback_background
+from core.explain.base import positive_int
+
+DEFAULT_OPTIONS = {"explainer": "auto", "nsamples": 32, "background": None, "seed": 0, "batch_size": 64}
+EXPLAINERS = ("auto", "deep", "gradient")
+DEEP_UNSUPPORTED_LAYERS = {
+    "DepthwiseConv2D": "shap's TF DeepExplainer has no rule for depthwise convolutions "
+                       "('gradient registry has no entry for: shap_DepthwiseConv2dNative')",
+}
+
+_GRADIENT: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def deep_unsupported_reason(model: Any) -> str:
+    """Why DeepExplainer cannot run on this model ('' when it can).
+
+    Checked statically: a failed DeepExplainer run leaves TF's traced functions unusable for
+    GradientExplainer in the same process, so it must not be attempted on such models.
+    """
+    for layer in model.layers:
+        reason = DEEP_UNSUPPORTED_LAYERS.get(type(layer).__name__)
+        if reason:
+            return f"layer {layer.name} ({type(layer).__name__}): {reason}"
+    return ""
+
+
+def _background(image: np.ndarray, background: Any) -> tuple[np.ndarray, str]:
+    if background is None:
+        return fallback_background(image), "background: blurred copies of the input (no cached background)"
+    background = np.asarray(background, np.float32)
+    if background.ndim != 4 or background.shape[1:] != image.shape:
+        raise ExplainError(f"background must have shape (N, {', '.join(map(str, image.shape))}), "
+                           f"got {background.shape}")
+    return background, f"background: {len(background)} training images"
+
+
+def _deep(model: Any, image: np.ndarray, class_index: int, background: np.ndarray) -> np.ndarray:
+    import shap
+
+    explainer = shap.DeepExplainer(model, background)
+    values = explainer.shap_values(image[None], check_additivity=False)
+    return np.asarray(values)[0, ..., class_index]
+
+
+def _gradient(model: Any, image: np.ndarray, class_index: int, background: np.ndarray,
+              nsamples: int, seed: int, batch_size: int) -> np.ndarray:
+    import shap
+
+    per_model = _GRADIENT.setdefault(model, {})
+    key = (background.shape, float(background.sum()), batch_size)
+    explainer = per_model.get(key)
+    if explainer is None:
+        explainer = shap.GradientExplainer(model, background, batch_size=batch_size)
+        per_model.clear()
+        per_model[key] = explainer
+    state = np.random.get_state()
+    try:
+        values, _ = explainer.shap_values(image[None], nsamples=nsamples, ranked_outputs=np.array([[class_index]]),
+                                          output_rank_order="custom", rseed=seed)
+    finally:
+        np.random.set_state(state)
+    return np.asarray(values)[0, ..., 0]
+
+
+def run(model: Any, image: np.ndarray, class_index: int, options: dict[str, Any]) -> tuple[np.ndarray, str, dict]:
+    kind = options["explainer"]
+    if kind not in EXPLAINERS:
+        raise ExplainError(f"option explainer must be one of {EXPLAINERS}, got {kind!r}")
+    nsamples = positive_int(options, "nsamples")
+    batch_size = positive_int(options, "batch_size")
+    background, background_note = _background(image, options["background"])
+    reason = deep_unsupported_reason(model) if kind != "gradient" else ""
+    if kind == "deep" and reason:
+        raise ExplainError(f"shap.DeepExplainer cannot explain this model: {reason}; use explainer='gradient'")
+    if kind in ("auto", "deep") and not reason:
+        values = _deep(model, image, class_index, background)
+        return values.sum(axis=-1).astype(np.float32), f"shap.DeepExplainer; {background_note}", {"explainer": "deep"}
+    values = _gradient(model, image, class_index, background, nsamples, int(options["seed"]), batch_size)
+    why = f" because DeepExplainer cannot run on this model: {reason}" if reason else ""
+    note = f"shap.GradientExplainer (expected gradients, {nsamples} samples){why}; {background_note}"
+    return values.sum(axis=-1).astype(np.float32), note, {"explainer": "gradient"}
