@@ -110,6 +110,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.audit import NEAR_THRESHOLD
+
     parser = argparse.ArgumentParser(prog="python -m core", description="BrainScan XAI engine")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -131,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("audit-data", help="find test images duplicated in Training; write the leakage-free list")
     p.add_argument("dir")
     p.add_argument("--out", default="artifacts/audit", help="folder for leakage_free_test.txt and the JSON report")
-    p.add_argument("--threshold", type=float, default=0.97, help="thumbnail correlation for a near duplicate")
+    p.add_argument("--threshold", type=float, default=NEAR_THRESHOLD, help="thumbnail correlation for a near duplicate")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
 
@@ -145,8 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from core.quiet import import_tensorflow_quietly
+
     args = build_parser().parse_args(argv)
+    import_tensorflow_quietly()
     try:
         return args.func(args)
     except BrainScanError as exc:

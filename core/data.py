@@ -73,7 +73,8 @@ def discover(root: str | Path, splits: Iterable[str] = SPLITS) -> DatasetIndex:
         for label, name in enumerate(reference):
             files = sorted(p for p in (root / split / name).iterdir() if _is_scan(p))
             if not files:
-                raise DataLayoutError(f"{root / split / name} holds no images (JPEG, PNG, BMP, TIFF or DICOM).")
+                raise DataLayoutError(f"{root / split / name} holds no images (JPEG, PNG, BMP, TIFF or DICOM). "
+                                      f"Expected layout: {EXPECTED_LAYOUT}.")
             samples.extend(Sample(p, label) for p in files)
         index.splits[split] = samples
     return index

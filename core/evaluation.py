@@ -7,6 +7,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 BOOTSTRAP_ROUNDS = 1000
+HEADLINE = ("accuracy", "loss", "macro_f1", "cohen_kappa", "macro_auc")
 
 
 def specificity_per_class(confusion: np.ndarray) -> np.ndarray:
@@ -50,6 +51,11 @@ def compute_metrics(y_true: np.ndarray, proba: np.ndarray, class_names: list[str
     """All reported metrics for true labels and predicted probabilities (N, C)."""
     y_true = np.asarray(y_true, np.int64)
     proba = np.asarray(proba, np.float64)
+    if len(y_true) == 0:
+        nan = float("nan")
+        return {"n": 0, **{key: nan for key in HEADLINE}, "per_class": {}, "roc": {},
+                "confusion_matrix": np.zeros((len(class_names),) * 2, int).tolist(),
+                "accuracy_ci95": [nan, nan], "macro_f1_ci95": [nan, nan]}
     proba = proba / proba.sum(axis=1, keepdims=True)
     labels = list(range(len(class_names)))
     y_pred = proba.argmax(axis=1)
@@ -81,9 +87,6 @@ def compute_metrics(y_true: np.ndarray, proba: np.ndarray, class_names: list[str
         result["accuracy_ci95"] = bootstrap_ci(y_true, y_pred, lambda t, p: float(np.mean(t == p)), bootstrap_rounds, seed)
         result["macro_f1_ci95"] = bootstrap_ci(y_true, y_pred, lambda t, p: _macro_f1(t, p, labels), bootstrap_rounds, seed)
     return result
-
-
-HEADLINE = ("accuracy", "loss", "macro_f1", "cohen_kappa", "macro_auc")
 
 
 def headline(result: dict[str, Any]) -> dict[str, float]:

@@ -118,9 +118,12 @@ def _optimizer(phase: Phase, config: TrainConfig, steps_per_epoch: int) -> Any:
 
     if phase.schedule == "cosine":
         warmup = min(config.warmup_epochs * steps_per_epoch, max(phase.epochs * steps_per_epoch - 1, 0))
-        lr: Any = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=phase.lr * 0.1, decay_steps=max(phase.epochs * steps_per_epoch - warmup, 1),
-            alpha=0.01, warmup_target=phase.lr, warmup_steps=warmup)
+        decay_steps = max(phase.epochs * steps_per_epoch - warmup, 1)
+        if warmup:
+            lr: Any = keras.optimizers.schedules.CosineDecay(phase.lr * 0.1, decay_steps, alpha=0.01,
+                                                            warmup_target=phase.lr, warmup_steps=warmup)
+        else:
+            lr = keras.optimizers.schedules.CosineDecay(phase.lr, decay_steps, alpha=0.01)
     else:
         lr = phase.lr
     if phase.optimizer == "adamw":

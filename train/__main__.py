@@ -49,7 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from core.quiet import import_tensorflow_quietly
+
     args = parse_args(argv)
+    import_tensorflow_quietly()
     try:
         if args.resume:
             out = train(TrainConfig(data=""), args.resume, resume=True)

@@ -1,0 +1,30 @@
+"""Import TensorFlow without its start-up chatter on stderr (CUDA probes, oneDNN notices).
+
+TensorFlow's native logger writes these lines before TF_CPP_MIN_LOG_LEVEL is honoured, so the
+command-line tools silence file descriptor 2 while TensorFlow loads and probes devices. Set
+BRAINSCAN_VERBOSE=1 to see them.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def import_tensorflow_quietly() -> None:
+    """Load tensorflow + keras and probe GPUs with stderr muted (no-op when already loaded)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules or os.environ.get("BRAINSCAN_VERBOSE"):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -1,0 +1,146 @@
+"""End to end on synthetic scans: train -> status/history/card -> evaluate -> predict -> kill -> resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core import run_files as rf
+from core.errors import TrainingConfigError
+from core.model import load_model
+from core.training import TrainConfig, plan_phases, train
+from tests.conftest import REPO
+
+TINY = ["--backbone", "TinyCNN", "--weights", "none", "--image-size", "32", "--batch-size", "4",
+        "--lr-scratch", "5e-3", "--warmup-epochs", "0", "--patience", "100"]
+
+
+def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_dataset: Path, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "run1"
+    result = _run(["-m", "train", "--data", str(tiny_dataset), "--run-dir", str(run_dir), "--epochs-scratch", "20", *TINY])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def test_run_folder_has_everything_the_app_polls(finished_run):
+    status = rf.read_status(finished_run)
+    assert status["state"] == "finished" and status["epoch"] == 20 and status["epochs_total"] == 20
+    assert status["eta_seconds"] == 0 and status["model_dir"].endswith("model")
+    history = json.loads((finished_run / "history.json").read_text())
+    assert [row["global_epoch"] for row in history] == list(range(1, 21))
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "phase"} <= set(history[0])
+    assert history[-1]["learning_rate"] < history[1]["learning_rate"], "cosine schedule decays"
+    assert (finished_run / "checkpoints" / "best.weights.h5").is_file()
+    assert "phase scratch epoch 20/20" in (finished_run / "train.log").read_text()
+
+
+def test_model_card_records_training_and_evaluation(finished_run):
+    model, card = load_model(finished_run / "model")
+    assert card.class_names == ["glioma", "meningioma", "notumor", "pituitary"] and card.image_size == 32
+    assert card.feature_layer == "top_activation" and model.get_layer(card.feature_layer) is not None
+    assert card.training["seed"] == 42 and card.training["epochs_run"] == 20
+    assert "from scratch" in " ".join(card.notes)
+    assert set(card.training["data_fingerprint"]) == {"train", "validation", "test"}
+    ev = card.evaluation
+    assert ev["test"]["n"] == 24 and {"validation", "test", "test_leakage_free", "audit"} <= set(ev)
+    assert ev["test"]["accuracy"] >= 0.75, "the synthetic classes are easy"
+
+
+def test_cli_evaluate_reproduces_card_and_predict_prints_json(finished_run, tiny_dataset):
+    _, card = load_model(finished_run / "model")
+    result = _run(["-m", "core", "evaluate", "--data", str(tiny_dataset), "--model", str(finished_run / "model"), "--json"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["test"]["accuracy"] == pytest.approx(card.evaluation["test"]["accuracy"])
+    scan = sorted((tiny_dataset / "Testing" / "pituitary").iterdir())[0]
+    result = _run(["-m", "core", "predict", str(scan), "--model", str(finished_run / "model"), "--json"])
+    row = json.loads(result.stdout.strip().splitlines()[0])
+    assert row["file"] == str(scan) and set(row["probabilities"]) == set(card.class_names)
+    assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "/nonexistent/model"], "does not exist"),
+    (["NOFILE"], "cannot open file"),
+])
+def test_cli_predict_errors_are_one_line(finished_run, args, message):
+    files = [a for a in args if a == "NOFILE"]
+    model = [] if "--model" in args else ["--model", str(finished_run / "model")]
+    result = _run(["-m", "core", "predict", *(files or ["x.jpg"]), *model, *[a for a in args if a != "NOFILE"]])
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error:")
+
+
+def test_killed_run_resumes_where_it_stopped(tiny_dataset, tmp_path):
+    run_dir = tmp_path / "killed"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "train", "--data", str(tiny_dataset), "--run-dir", str(run_dir),
+                             "--epochs-scratch", "40", "--limit-per-class", "4", *TINY],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(rf.read_json(run_dir / "history.json", [])) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(rf.read_json(run_dir / "history.json", []))
+    assert 2 <= done_before < 40
+    result = _run(["-m", "train", "--resume", str(run_dir)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = rf.read_json(run_dir / "history.json")
+    assert [row["global_epoch"] for row in history] == list(range(1, 41)), "no epoch lost or repeated"
+    assert rf.read_status(run_dir)["state"] == "finished"
+    assert "resuming at phase 0 epoch" in (run_dir / "train.log").read_text()
+
+
+def test_cancel_file_stops_run_and_exports_best(tiny_dataset, tmp_path):
+    run_dir = tmp_path / "cancelled"
+    (run_dir).mkdir()
+    config = TrainConfig(data=str(tiny_dataset), backbone="TinyCNN", weights="none", image_size=32,
+                         batch_size=8, epochs_scratch=500, limit_per_class=4, patience=1000)
+    import threading
+
+    def cancel_after_two_epochs():
+        while len(rf.read_json(run_dir / "history.json", [])) < 2:
+            time.sleep(0.05)
+        rf.request_cancel(run_dir)
+
+    threading.Thread(target=cancel_after_two_epochs, daemon=True).start()
+    out = train(config, run_dir)
+    status = rf.read_status(run_dir)
+    assert status["state"] == "cancelled" and status["global_epoch"] < 500
+    assert (out / "model.keras").is_file() and load_model(out)[1].training["cancelled"] is True
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"backbone": "ResNet50"}, "Unknown backbone"),
+    ({"weights": "/no/such/weights.h5"}, "does not exist"),
+    ({"epochs_scratch": 0}, "At least one epoch"),
+    ({"precision": "int8"}, "precision"),
+])
+def test_bad_training_options_are_refused_before_any_work(tmp_path, changes, message):
+    config = TrainConfig(data=str(tmp_path), weights="none", **{k: v for k, v in changes.items() if k != "weights"})
+    if "weights" in changes:
+        config.weights = changes["weights"]
+    with pytest.raises(TrainingConfigError, match=message):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_recipes_follow_the_specification():
+    spec = plan_phases(TrainConfig(data="x"))
+    assert [(p.name, p.epochs, p.lr, p.trainable, p.optimizer) for p in spec] == [
+        ("head", 12, 1e-3, "head", "adamax"), ("finetune", 8, 1e-5, "top30", "adamax")]
+    scratch = plan_phases(TrainConfig(data="x", weights="none"))
+    assert [(p.trainable, p.schedule) for p in scratch] == [("all", "cosine")]
