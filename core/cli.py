@@ -1,4 +1,4 @@
-"""`python -m core`: predict, evaluate, audit-data (and the XAI commands from core.xai_cli).
+"""`python -m core`: predict, evaluate, audit-data, and the XAI commands (explain, xai-eval) from core.xai_cli.
 
 User errors print one line `error: ...` and exit non-zero; they never show a traceback.
 """
@@ -137,12 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
 
-    try:
-        from core import xai_cli
-    except ImportError:
-        xai_cli = None
-    if xai_cli is not None:
-        xai_cli.add_subcommands(sub)
+    from core import xai_cli
+
+    xai_cli.add_subcommands(sub)
     return parser
 
 
