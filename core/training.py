@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import shlex
 import signal
 import sys
 import time
@@ -53,7 +54,15 @@ class TrainConfig:
     limit_per_class: int = 0
     precision: str = "auto"
     name: str = ""
-    command: str = field(default_factory=lambda: " ".join([os.path.basename(sys.executable), *sys.argv]))
+    command: str = field(default_factory=lambda: command_line())
+
+
+def command_line() -> str:
+    """The command that started this process, as a user would type it."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(os.path.join("train", "__main__.py")):
+        return shlex.join(["python", "-m", "train", *argv[1:]])
+    return shlex.join(["python", *argv])
 
 
 @dataclass
