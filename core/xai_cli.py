@@ -66,13 +66,14 @@ def cmd_xai_eval(args: argparse.Namespace) -> int:
     from core.cli import progress_printer
     from core.explain.background import ensure_background
     from core.model import load_model
-    from core.xai_eval import run_eval, save_results
+    from core.xai_eval import discover_for, run_eval, save_results
 
     if args.data is None:
         raise ExplainError("xai-eval needs --data DIR (or BRAINSCAN_DATA)")
     quick = args.quick or os.environ.get("BRAINSCAN_QUICK") == "1"
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     model, card = load_model(args.model)
+    discover_for(args.data, card.class_names)
     background = ensure_background(args.model, args.data, card.image_size, args.seed) if "shap" in methods else None
     start = time.perf_counter()
     results = run_eval(model, card, args.data, args.n, methods, args.seed, args.sanity_n, quick, background,

@@ -43,14 +43,22 @@ class EvalImage:
     predicted: int
 
 
-def select_images(model: Any, class_names: list[str], image_size: int, data_root: str | Path, n: int,
-                  seed: int = 0, wrong_fraction: float = 0.25, progress: Progress | None = None) -> list[EvalImage]:
-    """A seeded, class-stratified sample of Testing scans, with misclassified ones where they exist."""
-    from core.data import discover, load_samples
+def discover_for(data_root: str | Path, class_names: list[str]) -> Any:
+    """The dataset index, checked to have the model's classes in the model's order."""
+    from core.data import discover
 
     index = discover(data_root)
     if index.class_names != list(class_names):
-        raise ExplainError(f"data classes {index.class_names} differ from the model's {class_names}")
+        raise ExplainError(f"data classes {index.class_names} differ from the model's {list(class_names)}")
+    return index
+
+
+def select_images(model: Any, class_names: list[str], image_size: int, data_root: str | Path, n: int,
+                  seed: int = 0, wrong_fraction: float = 0.25, progress: Progress | None = None) -> list[EvalImage]:
+    """A seeded, class-stratified sample of Testing scans, with misclassified ones where they exist."""
+    from core.data import load_samples
+
+    index = discover_for(data_root, class_names)
     if n < len(class_names):
         raise ExplainError(f"--n must be at least the number of classes ({len(class_names)}), got {n}")
     rng = np.random.default_rng(seed)

@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from core.explain.base import positive_int
 from core.xai_metrics.base import MetricResult
-from core.xai_metrics.perturbation import auc, curve, get_baseline, pixel_order
+from core.xai_metrics.perturbation import curve_metric, get_baseline
 
 DEFAULT_OPTIONS = {"steps": 20, "deletion_baseline": "black", "batch_size": 64}
 
@@ -20,6 +19,4 @@ DEFAULT_OPTIONS = {"steps": 20, "deletion_baseline": "black", "batch_size": 64}
 def compute(model: Any, image: np.ndarray, saliency_map: np.ndarray, class_index: int, seed: int,
             options: dict[str, Any]) -> MetricResult:
     end = get_baseline(options["deletion_baseline"])(image)
-    fractions, probs = curve(model, image, end, pixel_order(saliency_map), class_index,
-                             positive_int(options, "steps"), positive_int(options, "batch_size"))
-    return MetricResult(auc(fractions, probs), (fractions, probs), False)
+    return curve_metric(model, image, end, saliency_map, class_index, options, higher_is_better=False)

@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 
 from core.errors import ExplainError
-from core.explain.base import predict_batches
+from core.explain.base import positive_int, predict_batches
+from core.xai_metrics.base import MetricResult
 
 Baseline = Callable[[np.ndarray], np.ndarray]
 RISE_SIGMA_AT_224 = 5.0
@@ -71,6 +72,14 @@ def curve(model: Any, start: np.ndarray, end: np.ndarray, order: np.ndarray, cla
         frames.append(reveal(start, end, mask.reshape(start.shape[:2])))
     probs = predict_batches(model, np.stack(frames), batch_size)[:, class_index]
     return fractions, probs
+
+
+def curve_metric(model: Any, start: np.ndarray, end: np.ndarray, saliency_map: np.ndarray, class_index: int,
+                 options: dict[str, Any], higher_is_better: bool) -> MetricResult:
+    """Deletion/insertion: the AUC of `curve` in attribution order, as a MetricResult with its curve."""
+    fractions, probs = curve(model, start, end, pixel_order(saliency_map), class_index,
+                             positive_int(options, "steps"), positive_int(options, "batch_size"))
+    return MetricResult(auc(fractions, probs), (fractions, probs), higher_is_better)
 
 
 def auc(fractions: np.ndarray, values: np.ndarray) -> float:

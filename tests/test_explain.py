@@ -1,0 +1,144 @@
+"""Explainers on hand-built models with known answers: localisation, fidelity, contract, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.errors import ExplainError
+from core.explain import EXPLAINERS, explain
+from tests.xai_fixtures import SIZE, image, model, no_pool_model, region_image, region_mask  # noqa: F401
+
+METHODS = list(EXPLAINERS)
+FAST = {"scorecam": {}, "shap": {"nsamples": 16}, "lime": {"num_samples": 150, "n_segments": 30}}
+
+
+@pytest.fixture(scope="module")
+def explanations(model, image):
+    return {m: explain(model, image, m, 0, **FAST[m]) for m in METHODS}
+
+
+def test_region_model_is_what_the_tests_assume(model, image):
+    probs = np.asarray(model(image[None]))[0]
+    blank = np.asarray(model(region_image(blob=False)[None]))[0]
+    assert probs[0] > 0.9 and blank[0] < 0.1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_most_mass_lies_in_the_region_that_drives_the_output(explanations, method):
+    heat = np.maximum(explanations[method].map, 0)
+    share = heat[region_mask()].sum() / heat.sum()
+    assert share > 0.6, f"{method}: only {share:.2f} of the positive mass in the region (area share 0.10)"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fidelity_beats_the_random_map(model, image, explanations, method):
+    from core.xai_metrics import evaluate_map, random_map
+
+    options = {"metrics": ["deletion_auc", "insertion_auc"], "insertion_baseline": "black"}  # blur keeps the mean
+    ours = evaluate_map(model, image, explanations[method].map, 0, **options)
+    rnd = evaluate_map(model, image, random_map(SIZE, 0), 0, **options)
+    assert ours["deletion_auc"].value < rnd["deletion_auc"].value - 0.1
+    assert ours["insertion_auc"].value > rnd["insertion_auc"].value + 0.1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_contract_shape_range_determinism_and_no_mutation(model, image, explanations, method):
+    first = explanations[method]
+    before = image.copy()
+    again = explain(model, image, method, 0, **FAST[method])
+    np.testing.assert_array_equal(image, before)
+    assert first.map.shape == (SIZE, SIZE) and first.map.dtype == np.float32
+    assert first.method == method and first.class_index == 0 and first.seconds > 0
+    assert first.signed == EXPLAINERS[method].signed
+    if not first.signed:
+        assert first.map.min() >= 0 and first.map.max() == pytest.approx(1.0)
+    np.testing.assert_array_equal(first.map, again.map)
+    assert first.options == {**EXPLAINERS[method].default_options, **FAST[method]}
+
+
+def test_a_different_seed_changes_the_sampling_methods(model, image, explanations):
+    other = explain(model, image, "lime", 0, **FAST["lime"], seed=1)
+    assert not np.array_equal(other.map, explanations["lime"].map)
+
+
+def test_the_predicted_class_is_explained_by_default(model, image):
+    assert explain(model, image, "scorecam").class_index == int(np.asarray(model(image[None]))[0].argmax())
+
+
+@pytest.mark.parametrize("method, kwargs, image_shape, error", [
+    ("scorecam", {"max_channels": 2}, (SIZE, SIZE, 3), None),
+    ("shap", {"explainer": "gradient", "nsamples": 8}, (SIZE, SIZE, 3), None),
+    ("nosuch", {}, (SIZE, SIZE, 3), "unknown explanation method 'nosuch'"),
+    ("scorecam", {}, (SIZE + 1, SIZE, 3), f"shape ({SIZE}, {SIZE}, 3)"),
+    ("scorecam", {}, (SIZE, SIZE), f"got shape ({SIZE}, {SIZE})"),
+    ("lime", {"bogus": 1}, (SIZE, SIZE, 3), "unknown option(s) ['bogus']"),
+    ("scorecam", {"max_channels": -3}, (SIZE, SIZE, 3), "max_channels must be an integer >= 0, got -3"),
+    ("scorecam", {"weighting": "magic"}, (SIZE, SIZE, 3), "weighting must be one of"),
+    ("shap", {"explainer": "kernel"}, (SIZE, SIZE, 3), "explainer must be one of"),
+    ("shap", {"background": np.zeros((2, 8, 8, 3))}, (SIZE, SIZE, 3), "got (2, 8, 8, 3)"),
+    ("lime", {"num_samples": 5}, (SIZE, SIZE, 3), "num_samples must be an integer >= 10, got 5"),
+])
+def test_options_and_errors(model, method, kwargs, image_shape, error):
+    image = np.full(image_shape, 100.0, np.float32)
+    if error is None:
+        result = explain(model, image, method, 1, **kwargs)
+        assert result.map.shape == (SIZE, SIZE) and np.isfinite(result.map).all()
+    else:
+        with pytest.raises(ExplainError) as info:
+            explain(model, image, method, 1, **kwargs)
+        assert error in str(info.value)
+
+
+def test_class_index_out_of_range_names_the_value(model, image):
+    with pytest.raises(ExplainError, match=r"\[0, 1\], got 7"):
+        explain(model, image, "scorecam", 7)
+
+
+def test_shap_uses_deep_explainer_where_it_can_and_says_why_not_elsewhere(model, image, explanations):
+    from core.explain.shap_method import deep_unsupported_reason
+
+    assert explanations["shap"].extras["explainer"] == "deep"
+    assert "DeepExplainer" in explanations["shap"].note
+    assert deep_unsupported_reason(model) == ""
+    from core.model import build_model
+
+    tiny_b0 = build_model(4, 32, "EfficientNetB0", None)
+    assert "DepthwiseConv2D" in deep_unsupported_reason(tiny_b0)
+    with pytest.raises(ExplainError, match="use explainer='gradient'"):
+        explain(tiny_b0, image, "shap", 0, explainer="deep")
+
+
+def test_shap_fallback_background_is_documented_in_the_note(explanations):
+    assert "blurred copies of the input" in explanations["shap"].note
+
+
+def test_lime_keeps_signed_region_weights(explanations):
+    extras = explanations["lime"].extras
+    assert extras["segments"].shape == (SIZE, SIZE)
+    np.testing.assert_allclose(extras["signed_map"], extras["weights"][extras["segments"]])
+
+
+def test_faster_scorecam_keeps_the_highest_variance_channels():
+    from core.explain.scorecam import select_channels
+
+    acts = np.zeros((4, 4, 5), np.float32)
+    acts[..., 1] = np.arange(16).reshape(4, 4)
+    acts[..., 3] = np.arange(16).reshape(4, 4) * 3
+    np.testing.assert_array_equal(select_channels(acts, 2), [1, 3])
+    np.testing.assert_array_equal(select_channels(acts, 0), np.arange(5))
+
+
+def test_scorecam_matches_tf_keras_vis():
+    try:
+        from tf_keras_vis.scorecam import Scorecam
+        from tf_keras_vis.utils.scores import CategoricalScore
+    except ImportError as exc:  # pragma: no cover - dev-only dependency
+        pytest.skip(f"tf-keras-vis cannot be imported ({exc}); it is the reference implementation")
+    model = no_pool_model()
+    image = region_image()
+    for class_index in range(4):
+        ref = Scorecam(model, clone=True)(CategoricalScore([class_index]), image[None], penultimate_layer="feat")[0]
+        ours = explain(model, image, "scorecam", class_index, max_channels=0).map
+        assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] >= 0.99
+        paper = explain(model, image, "scorecam", class_index, max_channels=0, weighting="softmax").map
+        assert np.corrcoef(paper.ravel(), ref.ravel())[0, 1] >= 0.99
