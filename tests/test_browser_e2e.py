@@ -20,6 +20,8 @@ import pytest
 from core.model_card import class_label
 from core.model_registry import sample_scans
 from core.predict import classify
+from core.presentation import format_probability
+from tests.test_app_pages import evaluated_model  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -52,14 +54,14 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float
 
 
 @pytest.fixture
-def server(tiny_model_dir, tmp_path):
+def server(evaluated_model, tmp_path):
     """`streamlit run app.py` on a free localhost port, pointed at the tiny model and an empty runs folder."""
     if not CHROMIUM.exists():
         pytest.skip(f"Chromium not found at {CHROMIUM}: run .ci/browser-deps.sh (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     port = _free_port()
     log = tmp_path / "streamlit.log"
-    env = {**os.environ, "BRAINSCAN_MODEL": str(tiny_model_dir), "BRAINSCAN_RUNS": str(tmp_path / "runs"),
+    env = {**os.environ, "BRAINSCAN_MODEL": str(evaluated_model), "BRAINSCAN_RUNS": str(tmp_path / "runs"),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -81,13 +83,14 @@ def server(tiny_model_dir, tmp_path):
 def test_upload_classify_explain_in_chromium(server, tiny_model):
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=TIMEOUT_MS)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     print(f"\nscreenshots: {SCREENSHOTS}")
     sample = next(p for p in sample_scans() if p.name.startswith("Te-gl"))
     expected = classify(*tiny_model, sample)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 2200})
         page.set_default_timeout(TIMEOUT_MS)
         try:
             page.goto(server)
@@ -95,7 +98,7 @@ def test_upload_classify_explain_in_chromium(server, tiny_model):
             expect(page.get_by_text("not a medical device").first).to_be_visible()
             page.locator("input[type=file]").set_input_files(str(sample))
             expect(page.get_by_text("Predicted class")).to_be_visible()
-            expect(page.get_by_text(f"{expected.confidence:.1%} probability")).to_be_visible()
+            expect(page.get_by_text(f"{format_probability(expected.confidence)} probability")).to_be_visible()
             prediction = page.locator("span", has_text=class_label(expected.predicted)).first
             expect(prediction).to_be_visible()
             page.wait_for_timeout(1000)
@@ -111,7 +114,8 @@ def test_upload_classify_explain_in_chromium(server, tiny_model):
             page.screenshot(path=str(SCREENSHOTS / "2-explain.png"), full_page=True)
 
             page.get_by_role("link", name="Model metrics").first.click()
-            expect(page.get_by_text("no evaluation yet")).to_be_visible()
+            expect(page.get_by_text("Confusion matrices")).to_be_visible()
+            expect(page.locator("[data-testid=stPlotlyChart]").first).to_be_visible()
             page.wait_for_timeout(1000)
             page.screenshot(path=str(SCREENSHOTS / "3-metrics.png"), full_page=True)
             assert page.get_by_text("Traceback").count() == 0

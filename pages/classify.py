@@ -1,0 +1,83 @@
+"""Classify: upload one or more scans (or pick a sample), read the class and probabilities."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import BrainScanError
+from core.figures import probability_bars
+from core.model_card import CLASS_DESCRIPTIONS, class_label
+from core.predict import Prediction
+from core.model_registry import sample_class
+from core.presentation import (LOW_CONFIDENCE, content_hash, format_probability, is_low_confidence,
+                               predictions_frame)
+from pages.shared import (SCAN_KEY, active_model, classify_cached, display_image, notice, sample_files, scans,
+                          selected_scan, set_scans)
+
+st.title("Classify a brain MRI slice")
+notice()
+loaded = active_model()
+if loaded is None:
+    st.stop()
+entry, model, card = loaded
+
+uploads = st.file_uploader("Upload MRI slices — JPEG, PNG or DICOM; one or several files",
+                           type=["jpg", "jpeg", "png", "dcm", "dicom"], accept_multiple_files=True, key="uploads")
+signature = tuple((f.name, f.size) for f in uploads or [])
+if signature and signature != st.session_state.get("upload_signature"):
+    set_scans({f.name: f.getvalue() for f in uploads})
+st.session_state["upload_signature"] = signature
+
+samples = sample_files()
+if samples:
+    st.caption("No scan at hand? Try a sample from the public test set (one per class; its known class is "
+               "on the button):")
+    for column, (name, path) in zip(st.columns(len(samples)), samples.items()):
+        known = sample_class(path)
+        if column.button(f"Sample — {class_label(known)}" if known else name, key=f"sample_{name}",
+                         help=f"{name} from the dataset's Testing split", width="stretch"):
+            set_scans({name: path.read_bytes()})
+
+files = scans()
+if not files:
+    st.info("Upload a scan or choose a sample to see the model's prediction.")
+    st.stop()
+
+predictions: dict[str, Prediction] = {}
+for name, data in files.items():
+    try:
+        predictions[name] = classify_cached(entry.key, content_hash(data), model, card, data, name)
+    except BrainScanError as exc:
+        st.error(str(exc))
+if not predictions:
+    st.stop()
+
+if len(files) > 1:
+    st.subheader(f"Results for {len(predictions)} scans")
+    table = predictions_frame(predictions.values())
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"confidence": st.column_config.ProgressColumn("confidence", min_value=0, max_value=1,
+                                                                              format="percent")})
+    st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "brainscan_results.csv",
+                       "text/csv", key="download_csv")
+    if st.session_state.get(SCAN_KEY) not in predictions:
+        st.session_state[SCAN_KEY] = next(iter(predictions))
+    st.selectbox("Details for", list(predictions), key=SCAN_KEY)
+
+name, data = selected_scan()
+if name not in predictions:
+    st.stop()
+prediction = predictions[name]
+left, right = st.columns([1, 1.3], gap="large")
+left.image(display_image(content_hash(data), data, name), caption=name, width="stretch")
+with right:
+    st.caption("Predicted class")
+    st.markdown(f"<span style='font-size:2.2rem;font-weight:600'>{class_label(prediction.predicted)}</span> "
+                f"&nbsp; <span style='font-size:1.2rem'>{format_probability(prediction.confidence)} probability</span>",
+                unsafe_allow_html=True)
+    st.caption(CLASS_DESCRIPTIONS.get(prediction.predicted, ""))
+    if is_low_confidence(prediction):
+        st.warning(f"Low confidence: the top probability is below {LOW_CONFIDENCE:.0%}. "
+                   "Treat this prediction as uncertain and rely on the full radiological reading.")
+    st.plotly_chart(probability_bars(prediction.probabilities, prediction.predicted), key="probabilities")
+    st.caption(f"Model: {entry.label} ({entry.source}) · input {card.image_size} px")
+    st.page_link("pages/explain.py", label="Why? See the explanations for this scan", icon=":material/visibility:")

@@ -1,0 +1,106 @@
+"""Explain: Score-CAM, SHAP and LIME side by side for the chosen scan, a comparison slider, per-scan metrics."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import BrainScanError
+from core.explain import EXPLAINERS
+from core.figures import xai_curves
+from core.model_card import class_label
+from core.overlays import overlay_for
+from core.presentation import (content_hash, fit_for_display, format_probability, legend_html, legend_kind,
+                               scan_metrics_frame)
+from core.xai_metrics import METRICS
+from pages.compare_slider import comparison_slider
+from pages.shared import (SCAN_KEY, active_model, classify_cached, display_image, explanation_cached, model_input, notice,
+                          options_key, scan_metrics_cached, scans, selected_scan)
+
+st.title("Explain the prediction")
+notice()
+loaded = active_model()
+if loaded is None:
+    st.stop()
+entry, model, card = loaded
+if selected_scan() is None:
+    st.info("No scan yet: upload one or choose a sample on the Classify page.")
+    st.page_link("pages/classify.py", label="Go to Classify", icon=":material/radiology:")
+    st.stop()
+if len(scans()) > 1:
+    st.selectbox("Scan", list(scans()), key=SCAN_KEY)
+name, data = selected_scan()
+scan_id = content_hash(data)
+try:
+    image = model_input(scan_id, card.image_size, data, name)
+    prediction = classify_cached(entry.key, scan_id, model, card, data, name)
+except BrainScanError as exc:
+    st.error(str(exc))
+    st.stop()
+
+classes = list(card.class_names)
+target = st.selectbox("Explain the evidence for", classes, index=classes.index(prediction.predicted),
+                      format_func=lambda c: f"{class_label(c)} ({format_probability(prediction.probabilities[c])})"
+                      + (" — predicted" if c == prediction.predicted else ""), key="explain_class")
+class_index = classes.index(target)
+
+
+toggles = st.columns(len(EXPLAINERS) + 1)
+enabled = [m for column, (m, spec) in zip(toggles, EXPLAINERS.items())
+           if column.toggle(spec.label, value=True, key=f"toggle_{m}", help=spec.description)]
+alpha = toggles[-1].slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="overlay_alpha")
+if not enabled:
+    st.info("Switch on at least one explanation method.")
+    st.stop()
+
+explanations = {}
+with st.status("Computing explanations…", expanded=False) as status:
+    for method in enabled:
+        status.update(label=f"Computing {EXPLAINERS[method].label}…")
+        try:
+            explanations[method] = explanation_cached(entry.key, scan_id, method, class_index,
+                                                      options_key(EXPLAINERS[method].default_options), model, card,
+                                                      image)
+        except BrainScanError as exc:
+            st.error(f"{EXPLAINERS[method].label}: {exc}")
+    total = sum(e.seconds for e in explanations.values())
+    status.update(label=f"Explanations ready ({total:.1f} s of computation)", state="complete")
+
+base = fit_for_display(display_image(scan_id, data, name))
+overlays = {m: overlay_for(e, base, alpha) for m, e in explanations.items()}
+for column, (method, explanation) in zip(st.columns(len(overlays)), explanations.items()):
+    spec = EXPLAINERS[method]
+    with column:
+        st.image(overlays[method], caption=f"{spec.label} · {explanation.seconds:.1f} s", width="stretch")
+        st.markdown(legend_html(legend_kind(explanation), class_label(target)), unsafe_allow_html=True)
+        with st.expander("How to read it"):
+            st.caption(spec.description)
+            if legend_kind(explanation) == "regions":
+                st.caption("Yellow lines mark the regions (superpixels) that were hidden and shown.")
+            if explanation.note:
+                st.caption(explanation.note)
+
+st.subheader("Scan ↔ overlay")
+compare = st.selectbox("Overlay to compare with the scan", list(overlays), format_func=lambda m: EXPLAINERS[m].label,
+                       key="compare_method")
+st.caption("Drag across the image: the scan on the left of the line, the overlay on the right.")
+comparison_slider(base, overlays[compare], "Scan", EXPLAINERS[compare].label)
+
+st.subheader("How faithful are these maps for this scan?")
+st.caption("Deletion removes the most relevant pixels first (a faithful map makes the probability drop fast: lower "
+           "AUC is better); insertion adds them to a blurred scan (a fast rise is better: higher AUC). "
+           "Faithfulness correlation: do pixels with higher relevance change the prediction more?")
+if st.button("Measure faithfulness for this scan", key="measure"):
+    st.session_state["measure_for"] = (entry.key, scan_id, class_index)
+if st.session_state.get("measure_for") == (entry.key, scan_id, class_index):
+    results = {}
+    with st.spinner("Measuring deletion, insertion and faithfulness…"):
+        for method, explanation in explanations.items():
+            results[EXPLAINERS[method].label] = scan_metrics_cached(
+                entry.key, scan_id, method, class_index, options_key(explanation.options), model, image,
+                explanation.map)
+    st.dataframe(scan_metrics_frame(results, METRICS), width="stretch")
+    left, right = st.columns(2)
+    for column, metric in ((left, "deletion_auc"), (right, "insertion_auc")):
+        curves = {label: r[metric].curve for label, r in results.items() if r.get(metric) and r[metric].curve}
+        if curves:
+            column.plotly_chart(xai_curves(curves, METRICS[metric].label, "fraction of pixels changed"),
+                                key=f"curve_{metric}")

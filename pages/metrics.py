@@ -1,0 +1,101 @@
+"""Model metrics: how far to trust the model — classification results, training, XAI evaluation."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.figures import confusion_heatmap, roc_curves, training_curves
+from core.model_registry import history_for, key_numbers
+from core.presentation import SPLIT_LABELS, comparison_frame, headline_frame, key_numbers_text, per_class_frame, xai_frame
+from core.reference import SPEC_RESULTS, SPEC_XAI, TARGETS
+from core.xai_eval import load_results
+from core.xai_metrics import SANITY_DESCRIPTION
+from pages.shared import available_models, notice, selected_entry
+
+st.title("Model metrics")
+notice()
+entries = available_models()
+current = selected_entry()
+if current is None:
+    st.error("No model is available: see the Classify page for where models are looked for.")
+    st.stop()
+labels = {str(e.path): f"{e.label} ({e.source})" for e in entries}
+chosen = st.selectbox("Model", list(labels), index=list(labels).index(str(current.path)), format_func=labels.get,
+                      key="metrics_model")
+entry = next(e for e in entries if str(e.path) == chosen)
+card = entry.card
+if card is None:
+    st.error(f"The model card of {entry.path} cannot be read.")
+    st.stop()
+st.caption(key_numbers_text(key_numbers(card)))
+evaluation = card.evaluation or {}
+
+st.header("Classification")
+if not evaluation.get("test"):
+    st.info("This model's card holds no evaluation yet (it is evaluated at the end of a completed training run, "
+            "or with `python -m core evaluate`).")
+else:
+    st.markdown("Headline metrics with 95% bootstrap intervals. *Leakage-free* drops test scans that have an exact "
+                "or near copy in the training data. The specification's numbers are shown for reference: "
+                f"{SPEC_RESULTS['source']}.")
+    st.dataframe(headline_frame(evaluation), width="stretch")
+    st.caption(f"Targets: test accuracy ≥ {TARGETS['test_accuracy']:.0%}, leakage-free macro-F1 ≥ "
+               f"{TARGETS['leakage_free_macro_f1']:.0%}, macro AUC ≥ {TARGETS['macro_auc']}.")
+
+    st.subheader("Confusion matrices")
+    normalised = st.segmented_control("Show", ["Counts", "Normalised by true class"], default="Counts",
+                                      key="confusion_mode") == "Normalised by true class"
+    splits = [s for s in ("validation", "test", "test_leakage_free") if evaluation.get(s, {}).get("confusion_matrix")]
+    for column, split in zip(st.columns(len(splits)), splits):
+        with column:
+            st.plotly_chart(confusion_heatmap(evaluation[split]["confusion_matrix"], card.class_names, normalised,
+                                              f"{SPLIT_LABELS[split]} (n={evaluation[split].get('n')})"),
+                            key=f"confusion_{split}")
+
+    st.subheader("Per class")
+    split = st.segmented_control("Split", splits, default="test" if "test" in splits else splits[0],
+                                 format_func=SPLIT_LABELS.get, key="per_class_split") or "test"
+    left, right = st.columns([1, 1])
+    left.dataframe(per_class_frame(evaluation[split]), width="stretch")
+    if evaluation[split].get("roc"):
+        right.plotly_chart(roc_curves(evaluation[split]["roc"]), key="roc")
+    audit = evaluation.get("audit", {}).get("total")
+    if audit:
+        st.caption(f"Leakage audit of the test split: {audit.get('exact', 0)} exact and {audit.get('near_only', 0)} "
+                   f"near copies of training scans among {audit.get('test', 0)}; {audit.get('leakage_free', 0)} "
+                   "scans are leakage-free.")
+
+st.header("Training")
+history = history_for(entry.path)
+if history:
+    st.plotly_chart(training_curves(history), key="training_curves")
+    training = card.training or {}
+    if training:
+        st.caption(f"{training.get('epochs_run', len(history))} epochs, best validation accuracy "
+                   f"{training.get('best_val_accuracy', float('nan')):.4f} at epoch {training.get('best_epoch', '–')}, "
+                   f"{training.get('wall_seconds', 0) / 60:.0f} min on {training.get('machine', {}).get('cpus', '?')} CPUs.")
+else:
+    st.info("No training history was saved with this model.")
+
+st.header("Explanations (XAI evaluation)")
+results = load_results(entry.path)
+if not results:
+    st.info("No XAI evaluation for this model yet (the XAI evaluation writes xai_eval.json into the model folder).")
+else:
+    st.markdown(f"Mean over {results.get('n_images', '?')} test scans, 95% intervals. Baselines (random, "
+                "centre, edge maps) show what a map with no knowledge of the model scores. Deletion AUC: lower is "
+                "better; insertion AUC and faithfulness: higher is better. Spec numbers: "
+                f"{SPEC_XAI['source']}.")
+    st.dataframe(xai_frame(results), width="stretch")
+    sanity = results.get("settings", {}).get("sanity", {})
+    st.caption(f"**{sanity.get('label', 'Sanity check')}** — {sanity.get('description', SANITY_DESCRIPTION)} "
+               "Near 0: the map depends on what the model learned; near 1: it would look the same for any model.")
+
+st.header("Compare two models")
+if len(entries) < 2:
+    st.caption("Only one model is available; finished training runs appear here too.")
+else:
+    pair = st.multiselect("Models", list(labels), default=list(labels)[:2], max_selections=2,
+                          format_func=labels.get, key="compare_models")
+    cards = {labels[p]: e.card for p in pair for e in entries if str(e.path) == p and e.card is not None}
+    if len(cards) == 2:
+        st.dataframe(comparison_frame(cards), width="stretch")

@@ -1,0 +1,182 @@
+"""The app's non-UI logic: model registry, tables and figures built from model cards and predictions."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import figures, presentation
+from core import run_files as rf
+from core.model_card import load_card
+from core.model_registry import history_for, key_numbers, list_models, model_mtime, sample_scans
+from core.predict import Prediction
+from core.reference import SPEC_RESULTS
+
+EVALUATION = {
+    "test": {"n": 10, "accuracy": 0.9, "loss": 0.3, "macro_f1": 0.85, "cohen_kappa": 0.8, "macro_auc": 0.97,
+             "accuracy_ci95": [0.8, 0.95], "confusion_matrix": [[3, 1], [0, 6]],
+             "per_class": {"glioma": {"precision": 1.0, "recall": 0.75, "specificity": 1.0, "f1": 0.857, "support": 4},
+                           "notumor": {"precision": 0.857, "recall": 1.0, "specificity": 0.75, "f1": 0.923,
+                                       "support": 6}},
+             "roc": {"glioma": {"fpr": [0, 0, 1], "tpr": [0, 1, 1]}}},
+    "test_leakage_free": {"n": 8, "accuracy": 0.875, "loss": 0.35, "macro_f1": 0.8, "cohen_kappa": float("nan"),
+                          "macro_auc": 0.96},
+}
+
+
+def _prediction(name: str, confidence: float) -> Prediction:
+    rest = (1 - confidence) / 3
+    probabilities = {"glioma": confidence, "meningioma": rest, "notumor": rest, "pituitary": rest}
+    return Prediction(name, "glioma", confidence, probabilities)
+
+
+def test_predictions_frame_and_low_confidence():
+    frame = presentation.predictions_frame([_prediction("a.jpg", 0.95), _prediction("b.jpg", 0.5)])
+    assert list(frame["prediction"]) == ["Glioma", "Glioma"]
+    assert list(frame["low confidence"]) == [False, True]
+    assert frame.loc[1, "p(No tumour)"] == pytest.approx(0.5 / 3, abs=1e-4)
+    assert "file,prediction,confidence" in frame.to_csv(index=False)
+    assert presentation.is_low_confidence(_prediction("c", 0.69))
+    assert not presentation.is_low_confidence(_prediction("c", 0.7))
+
+
+def test_headline_frame_has_cis_and_the_specification():
+    frame = presentation.headline_frame(EVALUATION)
+    assert list(frame.columns) == ["Test (full), n=10", "Test (leakage-free), n=8", "Specification"]
+    assert frame.loc["Accuracy", "Test (full), n=10"] == "0.9000 [0.800–0.950]"
+    assert frame.loc["Cohen's kappa", "Test (leakage-free), n=8"] == "–"
+    assert frame.loc["Macro-F1", "Specification"] == f"{SPEC_RESULTS['macro_f1']:.4f}"
+
+
+def test_per_class_frame_and_confusion_normalisation():
+    frame = presentation.per_class_frame(EVALUATION["test"])
+    assert frame.loc["No tumour", "Specificity"] == 0.75
+    assert frame.loc["Glioma", "Support"] == 4
+    np.testing.assert_allclose(presentation.confusion([[3, 1], [0, 0]], True), [[0.75, 0.25], [0, 0]])
+    np.testing.assert_array_equal(presentation.confusion([[3, 1], [0, 6]], False), [[3, 1], [0, 6]])
+
+
+def test_xai_frame_rows_and_spec_column():
+    results = {"n_images": 5, "methods": {
+        "scorecam": {"kind": "method", "label": "Score-CAM", "deletion_auc": {"mean": 0.2, "ci95": [0.1, 0.3]},
+                     "insertion_auc": {"mean": 0.7}},
+        "random": {"kind": "baseline", "label": "Random map", "deletion_auc": {"mean": 0.4}}}}
+    frame = presentation.xai_frame(results)
+    assert frame.loc["Score-CAM", "Deletion AUC"] == "0.2000 [0.100–0.300]"
+    assert frame.loc["Score-CAM", "Sanity rank corr."] == "–"
+    assert frame.loc["Random map", "Kind"] == "baseline"
+    assert frame.loc["Random map", "Spec deletion / insertion / faithfulness"] == "–"
+    assert frame.loc["Score-CAM", "Spec deletion / insertion / faithfulness"].startswith("0.4039")
+
+
+def test_format_seconds_and_key_numbers_text():
+    assert presentation.format_seconds(12.4) == "12 s"
+    assert presentation.format_seconds(200) == "3 min 20 s"
+    assert presentation.format_seconds(7500) == "2 h 05 min"
+    assert presentation.format_seconds(None) == "–"
+    assert presentation.key_numbers_text({"backbone": "B0", "input": "128 px", "test accuracy": 0.9}) == \
+        "B0 · 128 px · test accuracy 0.9"
+
+
+def test_registry_lists_default_model_and_finished_runs(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(tiny_model_dir))
+    run_model = tmp_path / "run1" / rf.MODEL_SUBDIR
+    shutil.copytree(tiny_model_dir, run_model)
+    (tmp_path / "unfinished").mkdir()
+    entries = list_models(tmp_path)
+    assert [e.source for e in entries] == ["BRAINSCAN_MODEL", "run run1"]
+    assert entries[1].card.name == "tiny-test-model"
+    assert entries[0].key.endswith(f"@{model_mtime(tiny_model_dir):.0f}")
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(tmp_path / "missing"))
+    assert [e.source for e in list_models(None)] == []
+
+
+def test_key_numbers_and_history(tiny_model_dir, tmp_path):
+    card = load_card(tiny_model_dir)
+    card.evaluation = EVALUATION
+    numbers = key_numbers(card)
+    assert numbers["test accuracy"] == 0.9 and numbers["leakage-free macro-F1"] == 0.8
+    assert numbers["input"] == "32 px"
+    model_dir = tmp_path / rf.MODEL_SUBDIR
+    model_dir.mkdir()
+    assert history_for(model_dir) == []
+    rf.write_json(tmp_path / rf.HISTORY_FILE, [{"global_epoch": 1}])
+    assert history_for(model_dir) == [{"global_epoch": 1}]
+
+
+def test_sample_scans_one_per_class():
+    names = [p.name for p in sample_scans()]
+    assert len(names) == 4
+    assert sorted(n[3:5] for n in names) == ["gl", "me", "no", "pi"]
+
+
+def test_figures_carry_the_numbers():
+    bars = figures.probability_bars({"glioma": 0.7, "notumor": 0.3}, "glioma")
+    assert list(bars.data[0].y) == ["No tumour", "Glioma"]
+    assert list(bars.data[0].text) == ["30.0%", "70.0%"]
+    heat = figures.confusion_heatmap([[3, 1], [0, 6]], ["glioma", "notumor"], True, "t")
+    np.testing.assert_allclose(heat.data[0].z, [[0.75, 0.25], [0, 1]])
+    roc = figures.roc_curves(EVALUATION["test"]["roc"])
+    assert "AUC 1.000" in roc.data[1].name
+    history = [{"phase": "head", "global_epoch": 1, "loss": 1.0, "val_loss": 1.1, "accuracy": 0.5, "val_accuracy": 0.4},
+               {"phase": "head", "global_epoch": 2, "loss": 0.8, "val_loss": 0.9, "accuracy": 0.6, "val_accuracy": 0.5},
+               {"phase": "finetune", "global_epoch": 3, "loss": 0.5, "val_loss": 0.7, "accuracy": 0.8,
+                "val_accuracy": 0.7}]
+    assert figures.phase_boundaries(history) == [(2.5, "finetune")]
+    curves = figures.training_curves(history)
+    assert len(curves.data) == 4 and list(curves.data[1].y) == [1.1, 0.9, 0.7]
+    xai = figures.xai_curves({"Score-CAM": ([0, 0.5, 1], [0.9, 0.3, 0.1])}, "Deletion", "fraction")
+    assert list(xai.data[0].y) == [0.9, 0.3, 0.1]
+
+
+def test_probability_wording_never_claims_certainty():
+    assert presentation.format_probability(0.99996) == ">99.9%"
+    assert presentation.format_probability(0.0001) == "<0.1%"
+    assert presentation.format_probability(0.8734) == "87.3%"
+
+
+def test_legends_match_overlay_kinds():
+    from core.explain.base import Explanation
+
+    def make(signed, extras=None):
+        return Explanation("m", np.zeros((4, 4), np.float32), 0, {}, 0.1, signed, "", extras or {})
+
+    assert presentation.legend_kind(make(False)) == "heatmap"
+    assert presentation.legend_kind(make(True)) == "signed"
+    assert presentation.legend_kind(make(False, {"segments": 1, "signed_map": 2})) == "regions"
+    html = presentation.legend_html("signed", "Glioma")
+    assert "against Glioma" in html and "for Glioma" in html and "rgb(220,30,30)" in html
+
+
+def test_fit_for_display_only_shrinks():
+    big = np.zeros((1024, 512, 3), np.uint8)
+    assert presentation.fit_for_display(big, 512).shape == (512, 256, 3)
+    small = np.zeros((100, 80, 3), np.uint8)
+    assert presentation.fit_for_display(small, 512) is small
+
+
+def test_scan_metrics_and_comparison_frames(tiny_model_dir):
+    from core.xai_metrics import METRICS
+    from core.xai_metrics.base import MetricResult
+
+    results = {"Score-CAM": {"deletion_auc": MetricResult(0.123456, None, False),
+                             "insertion_auc": MetricResult(0.7, None, True)}}
+    frame = presentation.scan_metrics_frame(results, METRICS)
+    assert frame.loc["Score-CAM", "Deletion AUC (lower is better)"] == 0.1235
+    assert frame.loc["Score-CAM", "Insertion AUC (higher is better)"] == 0.7
+    card = load_card(tiny_model_dir)
+    card.evaluation = EVALUATION
+    other = load_card(tiny_model_dir)
+    table = presentation.comparison_frame({"A": card, "B": other})
+    assert table.loc["Accuracy — Test (full)", "A"] == "0.9000 [0.800–0.950]"
+    assert table.loc["Accuracy — Test (full)", "B"] == "–"
+
+
+def test_sample_class_from_file_name():
+    from core.model_registry import sample_class
+
+    assert sample_class(Path("Te-gl_0014.jpg")) == "glioma"
+    assert sample_class(Path("Te-no_0229.jpg")) == "notumor"
+    assert sample_class(Path("scan.png")) is None

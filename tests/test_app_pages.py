@@ -1,0 +1,163 @@
+"""Every page through Streamlit's AppTest, against the tiny model (independent of the bundled model)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import run_files as rf
+from core.model_card import CARD_FILE, class_label, load_card
+from core.model_registry import sample_scans
+from core.predict import classify
+from core.presentation import format_probability
+from core.xai_eval import save_results
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT = 180
+
+
+@pytest.fixture
+def app_env(tiny_model_dir, tmp_path, monkeypatch):
+    """The app pointed at the tiny model and an empty runs folder; errors shown in full for debugging."""
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("BRAINSCAN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("STREAMLIT_CLIENT_SHOW_ERROR_DETAILS", "full")
+    monkeypatch.chdir(REPO)
+    return tmp_path
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _markdown(at: AppTest) -> str:
+    return "\n".join(str(m.value) for m in at.markdown)
+
+
+def test_notice_on_first_page_and_missing_model_message(app_env, monkeypatch):
+    at = _app()
+    assert "not a medical device" in "\n".join(c.value for c in at.caption)
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(app_env / "no-model"))
+    at = _app()
+    assert any("No model is available" in e.value for e in at.error)
+
+
+def test_sample_scan_is_classified(app_env, tiny_model):
+    sample = sample_scans()[0]
+    expected = classify(*tiny_model, sample)
+    at = _app()
+    at.button(key=f"sample_{sample.name}").click().run()
+    assert not at.exception, at.exception
+    assert class_label(expected.predicted) in _markdown(at)
+    assert f"{format_probability(expected.confidence)} probability" in _markdown(at)
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert sorted(chart["data"][0]["x"]) == pytest.approx(sorted(expected.probabilities.values()), abs=1e-6)
+    assert bool(at.warning) == (expected.confidence < 0.7)
+
+
+def test_several_uploads_give_a_table_and_csv(app_env, tiny_model):
+    files = [(p.name, p.read_bytes(), "image/jpeg") for p in sample_scans()[:3]]
+    at = _app()
+    at.file_uploader(key="uploads").set_value(files).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["file"]) == [f[0] for f in files]
+    expected = classify(*tiny_model, sample_scans()[1])
+    assert table.loc[1, "prediction"] == class_label(expected.predicted)
+    assert table.loc[1, "confidence"] == pytest.approx(expected.confidence, abs=1e-4)
+    assert at.get("download_button")
+
+
+def test_unreadable_upload_shows_an_error_not_a_traceback(app_env):
+    at = _app()
+    at.file_uploader(key="uploads").set_value(("broken.png", b"not an image", "image/png")).run()
+    assert not at.exception
+    assert any("broken.png" in e.value for e in at.error)
+
+
+def _overlay_labels(at: AppTest) -> list[str]:
+    return [image.captions[0].split(" · ")[0] for image in at.get("image")]
+
+
+def test_explain_page_toggles_methods(app_env):
+    at = _app()
+    at.button(key=f"sample_{sample_scans()[0].name}").click().run()
+    at.switch_page("pages/explain.py").run()
+    assert not at.exception, at.exception
+    assert _overlay_labels(at) == ["Score-CAM", "SHAP", "LIME"]
+    at.toggle(key="toggle_shap").set_value(False).run()
+    assert _overlay_labels(at) == ["Score-CAM", "LIME"]
+    at.toggle(key="toggle_shap").set_value(True).run()
+    assert _overlay_labels(at) == ["Score-CAM", "SHAP", "LIME"]
+    at.button(key="measure").click().run()
+    assert not at.exception, at.exception
+    metrics = at.dataframe[0].value
+    assert list(metrics.index) == ["Score-CAM", "SHAP", "LIME"]
+    assert len(at.get("plotly_chart")) == 2
+
+
+XAI_RESULTS = {
+    "n_images": 4,
+    "settings": {"sanity": {"label": "Sanity check", "description": "Spearman correlation with a randomised model."}},
+    "methods": {
+        "scorecam": {"kind": "method", "label": "Score-CAM", "deletion_auc": {"mean": 0.21, "ci95": [0.1, 0.3]},
+                     "insertion_auc": {"mean": 0.66, "ci95": [0.5, 0.8]},
+                     "faithfulness_correlation": {"mean": 0.12, "ci95": [0.0, 0.2]},
+                     "sanity_rank_correlation": {"mean": 0.05, "ci95": [-0.1, 0.2]},
+                     "seconds_per_image": {"mean": 0.4, "ci95": [0.3, 0.5]}},
+        "random": {"kind": "baseline", "label": "Random map", "deletion_auc": {"mean": 0.4, "ci95": [None, None]},
+                   "insertion_auc": {"mean": None, "ci95": [None, None]}}},
+}
+
+
+@pytest.fixture
+def evaluated_model(tiny_model_dir, tiny_dataset, tmp_path, tiny_model):
+    """A copy of the tiny model whose card holds a real evaluation and whose folder holds a history."""
+    from core.model_eval import evaluate_loaded_model
+
+    out = tmp_path / "evaluated"
+    shutil.copytree(tiny_model_dir, out)
+    card = load_card(out)
+    card.evaluation = evaluate_loaded_model(tiny_model[0], card, str(tiny_dataset))
+    card.name = "evaluated-tiny"
+    card.save(out)
+    rf.write_json(out / rf.HISTORY_FILE, [
+        {"phase": "head", "global_epoch": 1, "loss": 1.2, "val_loss": 1.3, "accuracy": 0.4, "val_accuracy": 0.3},
+        {"phase": "finetune", "global_epoch": 2, "loss": 0.6, "val_loss": 0.7, "accuracy": 0.8, "val_accuracy": 0.7}])
+    save_results(out, XAI_RESULTS)
+    return out
+
+
+def test_dashboard_renders_confusion_matrices(app_env, evaluated_model, monkeypatch):
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(evaluated_model))
+    evaluation = load_card(evaluated_model).evaluation
+    at = _app()
+    at.switch_page("pages/metrics.py").run()
+    assert not at.exception, at.exception
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heatmaps = [c for c in charts if c["data"][0]["type"] == "heatmap"]
+    assert len(heatmaps) == 3
+    assert heatmaps[1]["data"][0]["z"] == evaluation["test"]["confusion_matrix"]
+    headline = at.dataframe[0].value
+    assert headline.loc["Accuracy"].iloc[1].startswith(f"{evaluation['test']['accuracy']:.4f}")
+    at.segmented_control(key="confusion_mode").set_value("Normalised by true class").run()
+    z = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]["z"]
+    assert all(abs(sum(row) - 1) < 1e-9 for row in z if sum(row))
+    assert any(c["data"][0].get("name", "").startswith("training") for c in charts)
+    xai = at.dataframe[-1].value
+    assert xai.loc["Score-CAM", "Deletion AUC"] == "0.2100 [0.100–0.300]"
+    assert xai.loc["Random map", "Deletion AUC"] == "0.4000"
+    assert xai.loc["Random map", "Insertion AUC"] == "–"
+
+
+def test_dashboard_without_evaluation_explains_why(app_env):
+    at = _app()
+    at.switch_page("pages/metrics.py").run()
+    assert not at.exception, at.exception
+    assert any("no evaluation" in i.value for i in at.info)
