@@ -6,8 +6,8 @@ import streamlit as st
 from core.errors import BrainScanError
 from core.figures import probability_bars
 from core.model_card import CLASS_DESCRIPTIONS, class_label
-from core.predict import Prediction
 from core.model_registry import sample_class
+from core.predict import Prediction
 from core.presentation import (LOW_CONFIDENCE, content_hash, format_probability, is_low_confidence,
                                predictions_frame)
 from pages.shared import (SCAN_KEY, active_model, classify_cached, display_image, notice, sample_files, scans,
@@ -15,11 +15,6 @@ from pages.shared import (SCAN_KEY, active_model, classify_cached, display_image
 
 st.title("Classify a brain MRI slice")
 notice()
-loaded = active_model()
-if loaded is None:
-    st.stop()
-entry, model, card = loaded
-
 uploads = st.file_uploader("Upload MRI slices — JPEG, PNG or DICOM; one or several files",
                            type=["jpg", "jpeg", "png", "dcm", "dicom"], accept_multiple_files=True, key="uploads")
 signature = tuple((f.name, f.size) for f in uploads or [])
@@ -37,6 +32,10 @@ if samples:
                          help=f"{name} from the dataset's Testing split", width="stretch"):
             set_scans({name: path.read_bytes()})
 
+loaded = active_model()
+if loaded is None:
+    st.stop()
+entry, model, card = loaded
 files = scans()
 if not files:
     st.info("Upload a scan or choose a sample to see the model's prediction.")

@@ -55,6 +55,7 @@ def test_launcher_starts_refuses_second_and_finishes(launcher_env, tiny_dataset)
 
     at.button(key="launch_start").click().run()
     assert any("already active" in e.value for e in at.sidebar.error)
+    assert "launch_cancel" in _keys(at)
 
     deadline = time.time() + RUN_TIMEOUT
     while launcher.active_run(launcher_env) and time.time() < deadline:

@@ -1,0 +1,173 @@
+"""Benchmark the app as a user meets it: cold start, upload-to-probabilities, the three overlays.
+
+    python -m benchmarks.app_startup [--model DIR] [--out FILE.json]
+
+In the browser (Debian Chromium through Playwright; `.ci/browser-deps.sh` installs it):
+  cold start      `streamlit run app.py` launched -> Classify page interactive (uploader shown; the model
+                  loads meanwhile), and -> model loaded and ready for a scan;
+  classification  a sample set on the uploader -> its probability shown (each bundled sample, fresh session);
+  overlays        Explain page opened -> Score-CAM, SHAP and LIME all shown (nothing cached).
+In process (no browser): model load, `classify` per scan and `explain` per method, for comparison.
+Targets (issue #4): cold start <= 10 s, classification <= 0.3 s, all three overlays <= 15 s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path(os.environ.get("BRAINSCAN_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TARGETS = {"cold_start_seconds": 10.0, "classification_seconds": 0.3, "overlays_seconds": 15.0}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("streamlit exited during start-up")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"streamlit not healthy after {seconds} s")
+
+
+def browser_timings(model_dir: Path, samples: list[Path]) -> dict[str, Any]:
+    """Cold start, per-upload classification and overlay times measured in Chromium."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from core.presentation import format_probability
+    from core.predict import classify
+    from core.model import load_model
+
+    model, card = load_model(model_dir)
+    expected = {p: format_probability(classify(model, card, p).confidence) for p in samples}
+    port = _free_port()
+    env = {**os.environ, "BRAINSCAN_MODEL": str(model_dir), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "BRAINSCAN_RUNS": str(REPO / "test-artifacts" / "bench-runs")}
+    url = f"http://127.0.0.1:{port}"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        expect.set_options(timeout=180_000)
+        start = time.perf_counter()
+        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                   "--server.address", "127.0.0.1", "--server.headless", "true"],
+                                  cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            _wait_healthy(url, server)
+            healthy = time.perf_counter() - start
+            page.goto(url)
+            expect(page.locator("input[type=file]")).to_be_attached()
+            expect(page.get_by_text("Upload MRI slices")).to_be_visible()
+            cold = time.perf_counter() - start
+            expect(page.get_by_text("Upload a scan or choose a sample")).to_be_visible()
+            ready = time.perf_counter() - start
+            uploads = []
+            for sample in samples:
+                page.goto(url)
+                expect(page.get_by_text("Upload MRI slices")).to_be_visible()
+                t0 = time.perf_counter()
+                page.locator("input[type=file]").set_input_files(str(sample))
+                expect(page.get_by_text(f"{expected[sample]} probability")).to_be_visible()
+                uploads.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            page.get_by_role("link", name="Explain").first.click()
+            expect(page.get_by_text("Explanations ready")).to_be_visible()
+            overlays = time.perf_counter() - t0
+        finally:
+            browser.close()
+            server.terminate()
+            server.wait(10)
+    return {"server_healthy_seconds": round(healthy, 2), "cold_start_seconds": round(cold, 2),
+            "model_ready_seconds": round(ready, 2),
+            "upload_to_probabilities_seconds": [round(u, 3) for u in uploads],
+            "overlays_seconds": round(overlays, 2),
+            "note": "browser upload times include the browser->server file transfer and the page rerun"}
+
+
+def in_process_timings(model_dir: Path, samples: list[Path]) -> dict[str, Any]:
+    """Model load, classification and each explainer called directly (the app's core calls)."""
+    t0 = time.perf_counter()
+    from core.model import load_model
+    from core.predict import classify, predict_proba
+    import numpy as np
+
+    model, card = load_model(model_dir)
+    predict_proba(model, np.zeros((1, card.image_size, card.image_size, 3), np.float32))
+    load = time.perf_counter() - t0
+    per_scan = []
+    for sample in samples:
+        data = sample.read_bytes()
+        runs = []
+        for _ in range(5):
+            t = time.perf_counter()
+            classify(model, card, data, sample.name)
+            runs.append(time.perf_counter() - t)
+        per_scan.append(statistics.median(runs))
+    from core.explain import EXPLAINERS, explain
+    from core.images import load_for_model
+
+    image = load_for_model(samples[0], card.image_size)
+    methods = {}
+    for method in EXPLAINERS:
+        t = time.perf_counter()
+        explain(model, image, method, card=card)
+        methods[method] = round(time.perf_counter() - t, 2)
+    return {"import_and_load_model_seconds": round(load, 2),
+            "classify_median_seconds": [round(s, 4) for s in per_scan],
+            "explain_seconds": methods, "explain_total_seconds": round(sum(methods.values()), 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.model import default_model_dir
+    from core.model_registry import sample_scans
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.app_startup", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(default_model_dir()), help="model folder (default: the app's default)")
+    parser.add_argument("--out", help="also write the JSON result here")
+    parser.add_argument("--no-browser", action="store_true", help="in-process timings only")
+    args = parser.parse_args(argv)
+    model_dir = Path(args.model).resolve()
+    samples = sample_scans()
+    result: dict[str, Any] = {
+        "model": str(model_dir), "targets": TARGETS,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "load_average_1min": round(os.getloadavg()[0], 2)},
+    }
+    if not args.no_browser:
+        if CHROMIUM.exists():
+            result["browser"] = browser_timings(model_dir, samples)
+        else:
+            result["browser"] = f"skipped: Chromium not found at {CHROMIUM} (run .ci/browser-deps.sh)"
+    result["in_process"] = in_process_timings(model_dir, samples)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
