@@ -12,6 +12,7 @@ from core.presentation import confusion, format_probability
 
 PREDICTED_COLOUR = "#4FC3F7"
 OTHER_COLOUR = "#5C6B7A"
+CONFUSION_SCALE = [[0.0, "#161B24"], [1.0, "#1E88E5"]]
 LINE_COLOURS = ("#4FC3F7", "#FFB74D", "#81C784", "#E57373", "#BA68C8", "#A1887F")
 
 
@@ -39,12 +40,12 @@ def confusion_heatmap(matrix: list[list[int]], class_names: list[str], normalise
     labels = [class_label(c) for c in class_names]
     text = [[f"{v:.0%}" if normalised else f"{int(v)}" for v in row] for row in values]
     fig = go.Figure(go.Heatmap(
-        z=values.tolist(), x=labels, y=labels, text=text, texttemplate="%{text}", colorscale="Blues",
-        zmin=0, zmax=1 if normalised else None, showscale=False,
+        z=values.tolist(), x=labels, y=labels, text=text, texttemplate="%{text}", colorscale=CONFUSION_SCALE,
+        zmin=0, zmax=1 if normalised else None, showscale=False, xgap=2, ygap=2,
         hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title="true class")
-    fig.update_xaxes(title="predicted class", side="bottom")
-    return _layout(fig, 360, title=title)
+    fig.update_xaxes(title="predicted class", side="bottom", tickangle=-30)
+    return _layout(fig, 400, title=title)
 
 
 def roc_curves(roc: dict[str, dict[str, list[float]]]) -> go.Figure:
@@ -71,18 +72,25 @@ def phase_boundaries(history: list[dict[str, Any]]) -> list[tuple[float, str]]:
     return marks
 
 
-def training_curves(history: list[dict[str, Any]]) -> go.Figure:
-    """Loss and accuracy per epoch (training and validation), with phase boundaries marked."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
+def training_curves(history: list[dict[str, Any]], stacked: bool = False) -> go.Figure:
+    """Loss and accuracy per epoch (training and validation), with phase boundaries marked.
+
+    Side by side, or one above the other (`stacked`) for narrow places such as the sidebar."""
+    rows, cols = (2, 1) if stacked else (1, 2)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=("Loss", "Accuracy"), vertical_spacing=0.2)
     epochs = [row.get("global_epoch") for row in history]
-    for col, metric in ((1, "loss"), (2, "accuracy")):
+    for index, metric in ((1, "loss"), (2, "accuracy")):
+        row_i, col = (index, 1) if stacked else (1, index)
         for key, name, colour in ((metric, "training", LINE_COLOURS[0]), (f"val_{metric}", "validation", LINE_COLOURS[1])):
             fig.add_trace(go.Scatter(x=epochs, y=[row.get(key) for row in history], mode="lines+markers",
-                                     name=name, legendgroup=name, showlegend=col == 1,
-                                     line=dict(color=colour)), row=1, col=col)
+                                     name=name, legendgroup=name, showlegend=index == 1,
+                                     line=dict(color=colour)), row=row_i, col=col)
         for x, phase in phase_boundaries(history):
-            fig.add_vline(x=x, line=dict(dash="dash", color="#999999"), row=1, col=col,
-                          annotation_text=f"{phase} starts" if col == 1 else None)
+            label = {"annotation_text": f"{phase} starts"} if index == 1 else {}
+            fig.add_vline(x=x, line=dict(dash="dash", color="#999999"), row=row_i, col=col, **label)
+    if stacked:
+        fig.update_xaxes(title="epoch", row=2, col=1)
+        return _layout(fig, 380, legend=dict(orientation="h", y=-0.25))
     fig.update_xaxes(title="epoch")
     return _layout(fig, 320)
 

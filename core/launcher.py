@@ -12,13 +12,13 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core import run_files as rf
 from core.errors import TrainingConfigError
 from core.model import resolve_weights
+from core.training import TrainConfig, validate
 
 REPO = Path(__file__).resolve().parent.parent
 LOCK_FILE = ".active"
@@ -39,52 +39,32 @@ def default_data_dir() -> Path:
     return Path(env).expanduser() if env else REPO.parent / "shared" / "data" / "brain-tumor-mri"
 
 
-@dataclass
-class LaunchOptions:
-    """What the launcher form asks for; the rest of the training recipe keeps its defaults."""
-
-    data: str
-    backbone: str = "EfficientNetB0"
-    weights: str = "none"
-    image_size: int = 128
-    batch_size: int = 32
-    epochs_head: int = 12
-    epochs_finetune: int = 8
-    epochs_scratch: int = 30
-    lr_head: float = 1e-3
-    lr_finetune: float = 1e-5
-    lr_scratch: float = 2e-3
-    limit_per_class: int = 0
-    name: str = ""
-    extra: list[str] = field(default_factory=list)
+COMMON_FLAGS = ("backbone", "weights", "image_size", "batch_size")
+SCRATCH_FLAGS = ("epochs_scratch", "lr_scratch")
+PRETRAINED_FLAGS = ("epochs_head", "lr_head", "epochs_finetune", "lr_finetune")
 
 
-def train_command(options: LaunchOptions, run_dir: Path) -> list[str]:
-    """The `python -m train` command line for these options."""
-    command = [sys.executable, "-m", "train", "--data", str(options.data), "--run-dir", str(run_dir),
-               "--backbone", options.backbone, "--weights", options.weights,
-               "--image-size", str(options.image_size), "--batch-size", str(options.batch_size)]
-    if resolve_weights(options.weights) is None:
-        command += ["--epochs-scratch", str(options.epochs_scratch), "--lr-scratch", str(options.lr_scratch)]
-    else:
-        command += ["--epochs-head", str(options.epochs_head), "--lr-head", str(options.lr_head),
-                    "--epochs-finetune", str(options.epochs_finetune), "--lr-finetune", str(options.lr_finetune)]
-    if options.limit_per_class:
-        command += ["--limit-per-class", str(options.limit_per_class)]
-    if options.name:
-        command += ["--name", options.name]
-    return command + list(options.extra)
+def train_command(config: TrainConfig, run_dir: Path) -> list[str]:
+    """The `python -m train` command line for the launcher's choices in `config`."""
+    names = COMMON_FLAGS + (SCRATCH_FLAGS if resolve_weights(config.weights) is None else PRETRAINED_FLAGS)
+    if config.limit_per_class:
+        names += ("limit_per_class",)
+    if config.name:
+        names += ("name",)
+    command = [sys.executable, "-m", "train", "--data", str(config.data), "--run-dir", str(run_dir)]
+    for name in names:
+        command += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
+    return command
 
 
-def check_options(options: LaunchOptions) -> None:
-    """Reject what would fail at once, with a message the form can show."""
-    data = Path(options.data).expanduser()
+def check_options(config: TrainConfig) -> None:
+    """Reject what would fail at once (the training's own checks, plus the data folder), with a message."""
+    data = Path(config.data).expanduser()
     if not (data / "Training").is_dir() or not (data / "Testing").is_dir():
         raise TrainingConfigError(f"Data folder {data} needs Training/ and Testing/ sub-folders (one folder per class).")
-    if options.backbone == "TinyCNN" and resolve_weights(options.weights) is not None:
+    if config.backbone == "TinyCNN" and resolve_weights(config.weights) is not None:
         raise TrainingConfigError("TinyCNN has no pretrained weights; choose weights 'none'.")
-    if options.image_size < 32 or options.batch_size < 1:
-        raise TrainingConfigError("Image size must be at least 32 and batch size at least 1.")
+    validate(config)
 
 
 def pid_alive(pid: int) -> bool:
@@ -140,10 +120,10 @@ def _take_lock(root: Path, content: dict[str, Any]) -> None:
         json.dump(content, handle)
 
 
-def new_run_dir(root: Path, options: LaunchOptions) -> Path:
+def new_run_dir(root: Path, config: TrainConfig) -> Path:
     """A fresh folder name: <timestamp>-<backbone>[-<name>]."""
-    stem = "-".join(filter(None, [time.strftime("%Y%m%d-%H%M%S"), options.backbone.lower(),
-                                  "".join(c if c.isalnum() or c in "-_" else "_" for c in options.name)]))
+    stem = "-".join(filter(None, [time.strftime("%Y%m%d-%H%M%S"), config.backbone.lower(),
+                                  "".join(c if c.isalnum() or c in "-_" else "_" for c in config.name)]))
     run_dir, n = root / stem, 1
     while run_dir.exists():
         n += 1
@@ -151,24 +131,24 @@ def new_run_dir(root: Path, options: LaunchOptions) -> Path:
     return run_dir
 
 
-def start_run(options: LaunchOptions, root: Path | None = None) -> dict[str, Any]:
+def start_run(config: TrainConfig, root: Path | None = None) -> dict[str, Any]:
     """Spawn the training process and take the lock; returns the lock content."""
-    check_options(options)
+    check_options(config)
     root = Path(root or runs_root())
     root.mkdir(parents=True, exist_ok=True)
-    run_dir = new_run_dir(root, options)
+    run_dir = new_run_dir(root, config)
     _take_lock(root, {"run_dir": str(run_dir), "pid": os.getpid(), "started": time.time()})
     try:
         run_dir.mkdir(parents=True)
         with open(run_dir / PROCESS_LOG, "wb") as out:
-            process = subprocess.Popen(train_command(options, run_dir), cwd=REPO, stdout=out,
+            process = subprocess.Popen(train_command(config, run_dir), cwd=REPO, stdout=out,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     except OSError as exc:
         (root / LOCK_FILE).unlink(missing_ok=True)
         raise TrainingConfigError(f"Cannot start training: {exc}") from exc
     lock = {"run_dir": str(run_dir), "pid": process.pid, "started": time.time()}
-    rf.write_json(run_dir / LAUNCH_FILE, {**lock, "command": train_command(options, run_dir)})
+    rf.write_json(run_dir / LAUNCH_FILE, {**lock, "command": train_command(config, run_dir)})
     rf.write_json(root / LOCK_FILE, lock)
     return lock
 

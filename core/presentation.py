@@ -47,11 +47,21 @@ def predictions_frame(predictions: Iterable[Prediction], threshold: float = LOW_
     """One row per file: prediction in clinical wording, confidence, each class probability, a flag."""
     rows = []
     for p in predictions:
-        row = {"file": p.file, "prediction": class_label(p.predicted), "confidence": round(p.confidence, 4)}
-        row.update({f"p({class_label(c)})": round(v, 4) for c, v in p.probabilities.items()})
+        row = {"file": p.file, "prediction": class_label(p.predicted), "confidence": round(p.confidence, 6)}
+        row.update({f"p({class_label(c)})": round(v, 6) for c, v in p.probabilities.items()})
         row["low confidence"] = p.confidence < threshold
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def predictions_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """The predictions table as shown on screen: probabilities worded as percentages, the flag as text."""
+    shown = frame.copy()
+    for column in shown.columns:
+        if column == "confidence" or column.startswith("p("):
+            shown[column] = shown[column].map(format_probability)
+    shown["low confidence"] = shown["low confidence"].map(lambda low: f"below {LOW_CONFIDENCE:.0%}" if low else "")
+    return shown
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

@@ -9,7 +9,7 @@ from core.model_card import CLASS_DESCRIPTIONS, class_label
 from core.model_registry import sample_class
 from core.predict import Prediction
 from core.presentation import (LOW_CONFIDENCE, content_hash, format_probability, is_low_confidence,
-                               predictions_frame)
+                               predictions_display, predictions_frame)
 from pages.shared import (SCAN_KEY, active_model, classify_cached, display_image, notice, sample_files, scans,
                           selected_scan, set_scans)
 
@@ -53,9 +53,7 @@ if not predictions:
 if len(files) > 1:
     st.subheader(f"Results for {len(predictions)} scans")
     table = predictions_frame(predictions.values())
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"confidence": st.column_config.ProgressColumn("confidence", min_value=0, max_value=1,
-                                                                              format="percent")})
+    st.dataframe(predictions_display(table), hide_index=True, width="stretch")
     st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "brainscan_results.csv",
                        "text/csv", key="download_csv")
     if st.session_state.get(SCAN_KEY) not in predictions:

@@ -54,10 +54,9 @@ else:
     st.subheader("Per class")
     split = st.segmented_control("Split", splits, default="test" if "test" in splits else splits[0],
                                  format_func=SPLIT_LABELS.get, key="per_class_split") or "test"
-    left, right = st.columns([1, 1])
-    left.dataframe(per_class_frame(evaluation[split]), width="stretch")
+    st.dataframe(per_class_frame(evaluation[split]), width="stretch")
     if evaluation[split].get("roc"):
-        right.plotly_chart(roc_curves(evaluation[split]["roc"]), key="roc")
+        st.plotly_chart(roc_curves(evaluation[split]["roc"]), key="roc")
     audit = evaluation.get("audit", {}).get("total")
     if audit:
         st.caption(f"Leakage audit of the test split: {audit.get('exact', 0)} exact and {audit.get('near_only', 0)} "
@@ -81,10 +80,11 @@ results = load_results(entry.path)
 if not results:
     st.info("No XAI evaluation for this model yet (the XAI evaluation writes xai_eval.json into the model folder).")
 else:
-    st.markdown(f"Mean over {results.get('n_images', '?')} test scans, 95% intervals. Baselines (random, "
-                "centre, edge maps) show what a map with no knowledge of the model scores. Deletion AUC: lower is "
-                "better; insertion AUC and faithfulness: higher is better. Spec numbers: "
-                f"{SPEC_XAI['source']}.")
+    baselines = [m.get("label", n) for n, m in results.get("methods", {}).items() if m.get("kind") == "baseline"]
+    st.markdown(f"Mean over {results.get('n_images', '?')} test scans, 95% intervals. Baselines "
+                f"({', '.join(baselines) or 'none'}) show what a map with no knowledge of the model scores. "
+                "Deletion AUC: lower is better; insertion AUC and faithfulness: higher is better. "
+                f"Spec numbers: {SPEC_XAI['source']}.")
     st.dataframe(xai_frame(results), width="stretch")
     sanity = results.get("settings", {}).get("sanity", {})
     st.caption(f"**{sanity.get('label', 'Sanity check')}** — {sanity.get('description', SANITY_DESCRIPTION)} "

@@ -12,6 +12,7 @@ from core.figures import training_curves
 from core.model import BACKBONES
 from core.model_registry import history_for, key_numbers
 from core.presentation import format_seconds, key_numbers_text
+from core.training import TrainConfig
 from pages.shared import MODEL_KEY, available_models
 
 POLL_SECONDS = 2.0
@@ -58,8 +59,8 @@ def _unlocked() -> bool:
     return False
 
 
-def _launch_form() -> launcher.LaunchOptions | None:
-    """The training form; returns options when submitted."""
+def _launch_form() -> TrainConfig | None:
+    """The training form; returns the run's configuration when submitted."""
     with st.form("launch_form"):
         data = st.text_input("Data folder (Training/ and Testing/)", str(launcher.default_data_dir()), key="launch_data")
         backbone = st.selectbox("Backbone", BACKBONES, index=BACKBONES.index("EfficientNetB0"), key="launch_backbone")
@@ -70,6 +71,7 @@ def _launch_form() -> launcher.LaunchOptions | None:
         image_size = left.number_input("Image size (px)", 32, 512, 128, 16, key="launch_image_size")
         batch_size = right.number_input("Batch size", 1, 256, 32, key="launch_batch_size")
         st.caption("From scratch (weights none): one phase")
+        left, right = st.columns(2)
         epochs_scratch = left.number_input("Epochs", 1, 200, 30, key="launch_epochs_scratch")
         lr_scratch = right.number_input("Learning rate", 1e-6, 1.0, 2e-3, format="%.1e", key="launch_lr_scratch")
         st.caption("Pretrained weights: head phase, then fine-tuning")
@@ -83,7 +85,7 @@ def _launch_form() -> launcher.LaunchOptions | None:
         name = st.text_input("Run name (optional)", "", key="launch_name")
         if not st.form_submit_button("Start training", type="primary", key="launch_start"):
             return None
-    return launcher.LaunchOptions(
+    return TrainConfig(
         data=data, backbone=backbone, weights=weights_file if weights == "file" else weights,
         image_size=int(image_size), batch_size=int(batch_size), epochs_head=int(epochs_head),
         epochs_finetune=int(epochs_finetune), epochs_scratch=int(epochs_scratch), lr_head=float(lr_head),
@@ -102,9 +104,12 @@ def _show_run(run_dir: Path, active: bool) -> None:
     status = launcher.run_status(run_dir)
     state = status.get("state", "starting")
     st.markdown(f"**{run_dir.name}** — {STATE_TEXT.get(state, state)}")
-    if state in ("running", "loading", "starting", "evaluating"):
+    if state == "running":
         st.progress(_progress(status), text=f"phase {status.get('phase', '–')} · epoch {status.get('epoch', 0)}/"
                                             f"{status.get('phase_epochs', '–')} · ETA {format_seconds(status.get('eta_seconds'))}")
+    elif state in ("starting", "loading", "evaluating"):
+        st.progress(_progress(status), text={"evaluating": "Evaluating the best checkpoint on the test set…"}.get(
+            state, "Starting: loading the data and building the model…"))
     metrics = status.get("metrics") or {}
     if metrics:
         st.caption(f"last epoch: loss {metrics.get('loss', 0):.3f} · accuracy {metrics.get('accuracy', 0):.3f} · "
@@ -117,11 +122,10 @@ def _show_run(run_dir: Path, active: bool) -> None:
         st.info("Cancelled — the best checkpoint was kept and is in the model picker.")
     history = history_for(run_dir / "model")
     if history:
-        st.plotly_chart(training_curves(history).update_layout(height=220, showlegend=False),
-                        key=f"live_{run_dir.name}")
+        st.plotly_chart(training_curves(history, stacked=True), key=f"live_{run_dir.name}")
     with st.expander("Log"):
         st.code(launcher.process_log_tail(run_dir, 15) or "(no output yet)", language=None)
-    if active and st.button("Cancel training", key="launch_cancel"):
+    if active and state not in launcher.TERMINAL_STATES and st.button("Cancel training", key="launch_cancel"):
         launcher.cancel_run()
         st.info("Cancel requested: the run stops after the current batch and keeps its best checkpoint.")
 
@@ -144,6 +148,7 @@ def training_launcher() -> None:
     with st.sidebar.expander("Train a model", expanded=bool(launcher.active_run())):
         if not _unlocked():
             return
+        panel = st.container()
         options = _launch_form()
         if options is not None:
             try:
@@ -154,4 +159,5 @@ def training_launcher() -> None:
                 st.success(f"Started training in {lock['run_dir']} (pid {lock['pid']}).")
         active = launcher.active_run() is not None
         st.session_state["launch_polling"] = active
-        st.fragment(_run_panel, run_every=POLL_SECONDS if active else None)()
+        with panel:
+            st.fragment(_run_panel, run_every=POLL_SECONDS if active else None)()

@@ -42,6 +42,15 @@ def test_predictions_frame_and_low_confidence():
     assert not presentation.is_low_confidence(_prediction("c", 0.7))
 
 
+def test_predictions_display_words_probabilities():
+    frame = presentation.predictions_frame([_prediction("a.jpg", 0.99999), _prediction("b.jpg", 0.5)])
+    shown = presentation.predictions_display(frame)
+    assert list(shown["confidence"]) == [">99.9%", "50.0%"]
+    assert shown.loc[0, "p(No tumour)"] == "<0.1%"
+    assert list(shown["low confidence"]) == ["", "below 70%"]
+    assert frame.loc[0, "confidence"] == pytest.approx(0.99999)
+
+
 def test_headline_frame_has_cis_and_the_specification():
     frame = presentation.headline_frame(EVALUATION)
     assert list(frame.columns) == ["Test (full), n=10", "Test (leakage-free), n=8", "Specification"]
@@ -180,3 +189,11 @@ def test_sample_class_from_file_name():
     assert sample_class(Path("Te-gl_0014.jpg")) == "glioma"
     assert sample_class(Path("Te-no_0229.jpg")) == "notumor"
     assert sample_class(Path("scan.png")) is None
+
+
+def test_training_curves_stacked_for_the_sidebar():
+    history = [{"phase": "scratch", "global_epoch": i, "loss": 1.0 / i, "val_loss": 1.1 / i, "accuracy": 0.1 * i,
+                "val_accuracy": 0.09 * i} for i in (1, 2, 3)]
+    fig = figures.training_curves(history, stacked=True)
+    assert fig.data[2].yaxis == "y2" and fig.data[2].xaxis == "x2"
+    assert list(fig.data[3].y) == pytest.approx([0.09, 0.18, 0.27])

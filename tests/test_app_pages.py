@@ -70,7 +70,7 @@ def test_several_uploads_give_a_table_and_csv(app_env, tiny_model):
     assert list(table["file"]) == [f[0] for f in files]
     expected = classify(*tiny_model, sample_scans()[1])
     assert table.loc[1, "prediction"] == class_label(expected.predicted)
-    assert table.loc[1, "confidence"] == pytest.approx(expected.confidence, abs=1e-4)
+    assert table.loc[1, "confidence"] == format_probability(expected.confidence)
     assert at.get("download_button")
 
 

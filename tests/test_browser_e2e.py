@@ -110,6 +110,9 @@ def test_upload_classify_explain_in_chromium(server, tiny_model):
                 expect(page.get_by_text(f"{label} ·").first).to_be_visible()
             images = page.locator("[data-testid=stImage] img")
             assert images.count() >= 3
+            slider = page.frame_locator("iframe").first.locator("input[type=range]")
+            slider.fill("20")
+            assert page.frame_locator("iframe").first.locator(".bar").get_attribute("style") == "left: 20%;"
             page.wait_for_timeout(1500)
             page.screenshot(path=str(SCREENSHOTS / "2-explain.png"), full_page=True)
 

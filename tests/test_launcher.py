@@ -13,6 +13,7 @@ import pytest
 from core import launcher
 from core import run_files as rf
 from core.errors import TrainingConfigError
+from core.training import TrainConfig
 
 
 def _dead_pid() -> int:
@@ -31,26 +32,32 @@ def test_runs_root_and_data_dir_follow_the_environment(monkeypatch, tmp_path):
 
 
 def test_train_command_scratch_and_pretrained(tmp_path):
-    scratch = launcher.train_command(launcher.LaunchOptions(data="D", backbone="TinyCNN", weights="none",
-                                                            image_size=32, epochs_scratch=2, limit_per_class=5),
-                                     tmp_path)
+    from train.__main__ import parse_args
+
+    config = TrainConfig(data="D", backbone="TinyCNN", weights="none", image_size=32, epochs_scratch=2,
+                         lr_scratch=0.01, limit_per_class=5, name="my run")
+    scratch = launcher.train_command(config, tmp_path)
     assert scratch[1:3] == ["-m", "train"]
-    assert scratch[scratch.index("--epochs-scratch") + 1] == "2"
-    assert scratch[scratch.index("--limit-per-class") + 1] == "5"
     assert "--epochs-head" not in scratch
-    pretrained = launcher.train_command(launcher.LaunchOptions(data="D", weights="imagenet", epochs_head=3,
-                                                               epochs_finetune=1), tmp_path)
-    assert pretrained[pretrained.index("--epochs-head") + 1] == "3"
-    assert pretrained[pretrained.index("--epochs-finetune") + 1] == "1"
-    assert "--epochs-scratch" not in pretrained
+    parsed = parse_args(scratch[3:])
+    assert (parsed.data, parsed.run_dir, parsed.backbone, parsed.weights) == ("D", str(tmp_path), "TinyCNN", "none")
+    assert (parsed.image_size, parsed.epochs_scratch, parsed.lr_scratch) == (32, 2, 0.01)
+    assert (parsed.limit_per_class, parsed.name) == (5, "my run")
+    pretrained = launcher.train_command(TrainConfig(data="D", weights="imagenet", epochs_head=3, epochs_finetune=1,
+                                                    lr_finetune=2e-5), tmp_path)
+    assert "--epochs-scratch" not in pretrained and "--limit-per-class" not in pretrained
+    parsed = parse_args(pretrained[3:])
+    assert (parsed.epochs_head, parsed.epochs_finetune, parsed.lr_finetune) == (3, 1, 2e-5)
 
 
 def test_check_options_rejects_bad_data_and_tiny_pretrained(tiny_dataset, tmp_path):
     with pytest.raises(TrainingConfigError, match="Training/ and Testing/"):
-        launcher.check_options(launcher.LaunchOptions(data=str(tmp_path)))
+        launcher.check_options(TrainConfig(data=str(tmp_path)))
     with pytest.raises(TrainingConfigError, match="TinyCNN"):
-        launcher.check_options(launcher.LaunchOptions(data=str(tiny_dataset), backbone="TinyCNN", weights="imagenet"))
-    launcher.check_options(launcher.LaunchOptions(data=str(tiny_dataset), backbone="TinyCNN", weights="none"))
+        launcher.check_options(TrainConfig(data=str(tiny_dataset), backbone="TinyCNN", weights="imagenet"))
+    with pytest.raises(TrainingConfigError, match="image_size"):
+        launcher.check_options(TrainConfig(data=str(tiny_dataset), backbone="TinyCNN", weights="none", image_size=16))
+    launcher.check_options(TrainConfig(data=str(tiny_dataset), backbone="TinyCNN", weights="none"))
 
 
 def test_pid_alive():
@@ -67,8 +74,8 @@ def test_stale_lock_is_removed(tmp_path):
 
 def test_one_active_run_at_a_time_and_lock_released_after_exit(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(launcher, "train_command",
-                        lambda options, run_dir: [sys.executable, "-c", "import time; print('hi'); time.sleep(1.5)"])
-    options = launcher.LaunchOptions(data=str(tiny_dataset), backbone="TinyCNN", weights="none")
+                        lambda config, run_dir: [sys.executable, "-c", "import time; print('hi'); time.sleep(1.5)"])
+    options = TrainConfig(data=str(tiny_dataset), backbone="TinyCNN", weights="none")
     lock = launcher.start_run(options, tmp_path)
     assert launcher.active_run(tmp_path)["pid"] == lock["pid"]
     assert json.loads((Path(lock["run_dir"]) / launcher.LAUNCH_FILE).read_text())["pid"] == lock["pid"]
