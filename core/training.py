@@ -140,12 +140,26 @@ def _optimizer(phase: Phase, config: TrainConfig, steps_per_epoch: int) -> Any:
     return keras.optimizers.Adamax(learning_rate=lr)
 
 
-def _compile(model: Any, phase: Phase, config: TrainConfig, steps_per_epoch: int, jit: bool) -> None:
+def _compile(model: Any, phase: Phase, config: TrainConfig, steps_per_epoch: int, jit: bool,
+             optimizer: Any = None) -> None:
     import keras
 
-    model.compile(optimizer=_optimizer(phase, config, steps_per_epoch),
+    model.compile(optimizer=optimizer or _optimizer(phase, config, steps_per_epoch),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                   metrics=["accuracy"], jit_compile=jit)
+
+
+def _continue_cosine(model: Any, phase: Phase, config: TrainConfig, done_epochs: int, steps: int, jit: bool) -> None:
+    """After a change of length: a fresh cosine from the current learning rate over the epochs left."""
+    import keras
+
+    current = float(np.asarray(model.optimizer.learning_rate))
+    remaining = max((phase.epochs - done_epochs) * steps, 1)
+    schedule = keras.optimizers.schedules.CosineDecay(current, remaining, alpha=min(0.01 * phase.lr / current, 1.0))
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+    _compile(model, phase, config, steps, jit, optimizer)
+    log.info("phase %s now %d epochs: cosine from lr %.2e over the %d epochs left", phase.name, phase.epochs,
+             current, phase.epochs - done_epochs)
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
@@ -187,6 +201,13 @@ class _Cancel:
 
     def requested(self) -> bool:
         return self.flag or (self.run_dir / rf.CANCEL_FILE).exists()
+
+
+def _save_atomically(save: Any, path: Path) -> None:
+    """Write via a temporary file and rename, so a kill mid-save never corrupts a checkpoint."""
+    tmp = path.with_name("tmp-" + path.name)
+    save(tmp)
+    os.replace(tmp, path)
 
 
 def _monitor_class() -> Any:
@@ -237,18 +258,18 @@ def _monitor_class() -> Any:
             row = {"phase": phase.name, "phase_index": self.phase_index, "epoch": epoch + 1,
                    "global_epoch": self.state["global_epoch"], "seconds": round(seconds, 1),
                    "learning_rate": float(np.asarray(lr)), **logs}
-            history = rf.read_json(self.run_dir / rf.HISTORY_FILE, [])
-            history.append(row)
-            rf.write_json(self.run_dir / rf.HISTORY_FILE, history)
             ckpt = self.run_dir / rf.CHECKPOINT_SUBDIR
             val_acc = logs.get("val_accuracy", float("nan"))
             improved = val_acc > self.state["best_val_accuracy"]
             if improved:
                 self.state["best_val_accuracy"] = val_acc
                 self.state["best_epoch"] = self.state["global_epoch"]
-                self.model.save_weights(ckpt / "best.weights.h5")
-            self.model.save(ckpt / "last.keras")
+                _save_atomically(lambda path: self.model.save_weights(path), ckpt / "best.weights.h5")
+            _save_atomically(self.model.save, ckpt / "last.keras")
+            self.state["elapsed"] = time.time() - self.state["started"]
             rf.write_json(ckpt / "state.json", self.state)
+            history = rf.read_json(self.run_dir / rf.HISTORY_FILE, [])
+            rf.write_json(self.run_dir / rf.HISTORY_FILE, [*history, row])
             eta = seconds * self._remaining_epochs(epoch + 1)
             rf.update_status(self.run_dir, state="running", phase=phase.name, phase_index=self.phase_index,
                              epoch=epoch + 1, phase_epochs=phase.epochs, global_epoch=self.state["global_epoch"],
@@ -285,14 +306,29 @@ def _limit(samples: list, per_class: int) -> list:
     return kept
 
 
-def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Path:
-    """Run (or resume) training; returns the exported model folder."""
+RESUME_OVERRIDES = ("epochs_head", "epochs_finetune", "epochs_scratch")
+
+
+def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
+          epoch_overrides: dict[str, int] | None = None) -> Path:
+    """Run (or resume) training; returns the exported model folder.
+
+    On resume, `epoch_overrides` (keys from RESUME_OVERRIDES) lengthen or shorten the phases; a
+    cosine phase whose length changes continues with a new cosine from its current learning rate.
+    """
     run_dir = Path(run_dir)
+    rescheduled = False
     if resume:
         saved = rf.read_json(run_dir / rf.CONFIG_FILE)
         if saved is None:
             raise TrainingConfigError(f"{run_dir} is not a run folder (no {rf.CONFIG_FILE}); nothing to resume.")
+        changes = {k: v for k, v in (epoch_overrides or {}).items() if k in RESUME_OVERRIDES and saved[k] != v}
+        if changes:
+            saved.update(changes)
+            rf.write_json(run_dir / rf.CONFIG_FILE, saved)
+            rescheduled = True
         config = TrainConfig(**saved)
+        validate(config)
     else:
         validate(config)
         if (run_dir / rf.CONFIG_FILE).exists():
@@ -348,7 +384,10 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Pat
     else:
         log.info("resuming at phase %d epoch %d (best val_accuracy %.4f)", state["phase_index"], state["epoch"],
                  state["best_val_accuracy"])
-        state["elapsed_before"] = state.get("elapsed_before", 0.0) + state.get("elapsed", 0.0)
+        elapsed = state.get("elapsed", (ckpt / "state.json").stat().st_mtime - state["started"])
+        state["elapsed_before"] = state.get("elapsed_before", 0.0) + elapsed
+        history = rf.read_json(run_dir / rf.HISTORY_FILE, [])
+        rf.write_json(run_dir / rf.HISTORY_FILE, [r for r in history if r["global_epoch"] <= state["global_epoch"]])
     state["started"] = time.time()
     state["cancelled"] = False
     monitor_cls = _monitor_class()
@@ -362,6 +401,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Pat
                 model = keras.saving.load_model(ckpt / "last.keras")
                 if state["epoch"] >= phase.epochs:
                     continue
+                if rescheduled and phase.schedule == "cosine":
+                    _continue_cosine(model, phase, config, state["epoch"], steps, jit)
             else:
                 if model is None:
                     model = build_model(num_classes, config.image_size, config.backbone, config.weights)

@@ -83,18 +83,23 @@ def test_cli_predict_errors_are_one_line(finished_run, args, message):
     assert result.stderr.strip().startswith("error:")
 
 
-def test_killed_run_resumes_where_it_stopped(tiny_dataset, tmp_path):
-    run_dir = tmp_path / "killed"
+def _start_and_kill(tiny_dataset: Path, run_dir: Path, epochs: int) -> int:
+    """Start a training process, SIGKILL it after two epochs; returns the epochs it completed."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen([sys.executable, "-m", "train", "--data", str(tiny_dataset), "--run-dir", str(run_dir),
-                             "--epochs-scratch", "40", "--limit-per-class", "4", *TINY],
+                             "--epochs-scratch", str(epochs), "--limit-per-class", "4", *TINY],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 240
     while len(rf.read_json(run_dir / "history.json", [])) < 2 and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_before = len(rf.read_json(run_dir / "history.json", []))
+    return len(rf.read_json(run_dir / "history.json", []))
+
+
+def test_killed_run_resumes_where_it_stopped(tiny_dataset, tmp_path):
+    run_dir = tmp_path / "killed"
+    done_before = _start_and_kill(tiny_dataset, run_dir, 40)
     assert 2 <= done_before < 40
     result = _run(["-m", "train", "--resume", str(run_dir)])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -102,6 +107,19 @@ def test_killed_run_resumes_where_it_stopped(tiny_dataset, tmp_path):
     assert [row["global_epoch"] for row in history] == list(range(1, 41)), "no epoch lost or repeated"
     assert rf.read_status(run_dir)["state"] == "finished"
     assert "resuming at phase 0 epoch" in (run_dir / "train.log").read_text()
+
+
+def test_resume_can_shorten_a_cosine_run(tiny_dataset, tmp_path):
+    run_dir = tmp_path / "shortened"
+    done_before = _start_and_kill(tiny_dataset, run_dir, 200)
+    target = done_before + 3
+    result = _run(["-m", "train", "--resume", str(run_dir), "--epochs-scratch", str(target)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = rf.read_json(run_dir / "history.json")
+    assert len(history) == target and rf.read_status(run_dir)["state"] == "finished"
+    assert history[-1]["learning_rate"] < 0.2 * history[done_before - 1]["learning_rate"], "annealed to the new end"
+    assert f"now {target} epochs" in (run_dir / "train.log").read_text()
+    assert rf.read_json(run_dir / "config.json")["epochs_scratch"] == target
 
 
 def test_cancel_file_stops_run_and_exports_best(tiny_dataset, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core.errors import BrainScanError
 from core.model import BACKBONES
-from core.training import TrainConfig, train
+from core.training import RESUME_OVERRIDES, TrainConfig, train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,7 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA"), help="dataset root (Training/, Testing/); or BRAINSCAN_DATA")
     p.add_argument("--run-dir", help="run folder (default runs/<timestamp>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint "
+                   "(--epochs-* given with it change the run's length)")
     p.add_argument("--backbone", default=defaults.backbone, choices=BACKBONES)
     p.add_argument("--weights", default=defaults.weights, help="imagenet, none, or a local weights file")
     p.add_argument("--image-size", type=int, default=defaults.image_size)
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     import_tensorflow_quietly()
     try:
         if args.resume:
-            out = train(TrainConfig(data=""), args.resume, resume=True)
+            given = {k: getattr(args, k) for k in RESUME_OVERRIDES if f"--{k.replace('_', '-')}" in (argv or sys.argv)}
+            out = train(TrainConfig(data=""), args.resume, resume=True, epoch_overrides=given)
         else:
             if not args.data:
                 raise BrainScanError("No data folder: pass --data DIR or set BRAINSCAN_DATA.")
