@@ -138,7 +138,24 @@ def test_scorecam_matches_tf_keras_vis():
     image = region_image()
     for class_index in range(4):
         ref = Scorecam(model, clone=True)(CategoricalScore([class_index]), image[None], penultimate_layer="feat")[0]
-        ours = explain(model, image, "scorecam", class_index, max_channels=0).map
-        assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] >= 0.99
-        paper = explain(model, image, "scorecam", class_index, max_channels=0, weighting="softmax").map
-        assert np.corrcoef(paper.ravel(), ref.ravel())[0, 1] >= 0.99
+        same = explain(model, image, "scorecam", class_index, max_channels=0, weighting="softmax").map
+        assert np.corrcoef(same.ravel(), ref.ravel())[0, 1] >= 0.99
+
+
+def test_scorecam_upsampling_matches_opencv_bilinear():
+    import cv2
+
+    from core.explain.scorecam import upsample
+
+    maps = np.random.default_rng(0).random((4, 5, 300)).astype(np.float32)
+    expected = np.concatenate([cv2.resize(np.ascontiguousarray(maps[..., i:i + 100]), (32, 32))
+                               for i in range(0, 300, 100)], axis=-1)
+    np.testing.assert_allclose(upsample(maps, 32), expected, atol=1e-5)
+
+
+def test_scorecam_cic_falls_back_to_scores_when_every_channel_hurts(monkeypatch, model, image):
+    import core.explain.scorecam as sc
+
+    monkeypatch.setattr(sc, "_weights", lambda *a: -np.ones(len(a[3])))
+    result = explain(model, image, "scorecam", 0, weighting="cic")
+    assert "score (the increase-of-confidence map was empty)" in result.note and result.map.max() == 1

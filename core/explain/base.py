@@ -96,11 +96,15 @@ def _forward(model: Any) -> Callable:
     return fn
 
 
+def forward(model: Any, batch: np.ndarray) -> np.ndarray:
+    """One traced inference call on a batch (any Keras model: classifier or feature extractor)."""
+    return np.asarray(_forward(model)(np.asarray(batch, np.float32)))
+
+
 def predict_batches(model: Any, images: np.ndarray, batch_size: int = SCORE_BATCH) -> np.ndarray:
     """Class probabilities (N, C) float64 for many images, in fixed-size batches."""
     images = np.asarray(images, np.float32)
-    forward = _forward(model)
-    out = [np.asarray(forward(images[i:i + batch_size]), np.float64) for i in range(0, len(images), batch_size)]
+    out = [forward(model, images[i:i + batch_size]).astype(np.float64) for i in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]))
 
 

@@ -3,10 +3,13 @@
 Target layer: the model's last 4-D feature map (`core.model.feature_layer_name`), never a name.
 Each channel is upsampled to the input size, min-max normalised and used as a soft mask on the
 input; the masked images are scored in large batches. Channel weights (option `weighting`):
-"score" (default) = target-class probability of the masked image, as in the authors' code;
-"cic" = the paper's Increase of Confidence, that probability minus the all-zero image's (it can
-make every weight negative and the map empty when the model likes black images); "softmax" =
-the paper's softmax over channels of those scores (identical for both, the baseline cancels).
+"cic" (default) = the paper's Increase of Confidence, target-class probability of the masked
+image minus that of the all-zero image; "score" = the probability alone, as in the authors' code;
+"softmax" = the paper's softmax over channels of those scores (the baseline cancels), which is
+what tf-keras-vis computes in effect. If the CIC map is empty after the ReLU (the model rates a
+black image higher than the masked ones) "cic" falls back to "score" and says so in the note. Defaults measured on EfficientNetB0 @128 (benchmarks/xai.py --sweep): cic beats
+score and softmax on insertion AUC at every channel count; 128 channels keep insertion AUC within
+~0.01 of all 1280 channels at 1/12 of the time.
 CAM = ReLU(sum_k w_k A_k) at feature resolution, upsampled bilinearly
 and scaled to [0, 1]. `max_channels` > 0 keeps only the channels of highest spatial standard
 deviation (Faster Score-CAM, as in tf-keras-vis `max_N`); 0 uses every channel.
@@ -16,13 +19,12 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-import cv2
 import numpy as np
 
 from core.errors import ExplainError
-from core.explain.base import normalise01, positive_int, predict_batches
+from core.explain.base import forward, normalise01, positive_int, predict_batches
 
-DEFAULT_OPTIONS = {"max_channels": 64, "weighting": "score", "batch_size": 64}
+DEFAULT_OPTIONS = {"max_channels": 128, "weighting": "cic", "batch_size": 64}
 WEIGHTINGS = ("score", "cic", "softmax")
 
 _FEATURE_MODELS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
@@ -50,12 +52,23 @@ def select_channels(activations: np.ndarray, max_channels: int) -> np.ndarray:
     return np.sort(np.argsort(-std, kind="stable")[:max_channels])
 
 
+def interpolation_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) bilinear weights with half-pixel centres and clamped edges (as cv2.INTER_LINEAR)."""
+    src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = (src - lo).astype(np.float32)
+    matrix = np.zeros((n_out, n_in), np.float32)
+    matrix[np.arange(n_out), lo] += 1 - frac
+    matrix[np.arange(n_out), hi] += frac
+    return matrix
+
+
 def upsample(maps: np.ndarray, size: int) -> np.ndarray:
-    """(h, w, K) -> (size, size, K) bilinear, channel by channel chunks (cv2 handles <= 512)."""
-    chunks = [cv2.resize(maps[:, :, i:i + 512], (size, size), interpolation=cv2.INTER_LINEAR)
-              for i in range(0, maps.shape[-1], 512)]
-    chunks = [c[:, :, None] if c.ndim == 2 else c for c in chunks]
-    return np.concatenate(chunks, axis=-1)
+    """(h, w, K) -> (size, size, K) bilinear, any number of channels, as two matrix products."""
+    rows = interpolation_matrix(maps.shape[0], size)
+    cols = interpolation_matrix(maps.shape[1], size)
+    return np.einsum("ih,hwk,jw->ijk", rows, maps.astype(np.float32), cols, optimize=True)
 
 
 def channel_masks(activations: np.ndarray, size: int) -> np.ndarray:
@@ -83,18 +96,22 @@ def run(model: Any, image: np.ndarray, class_index: int, options: dict[str, Any]
     if weighting not in WEIGHTINGS:
         raise ExplainError(f"option weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     size = image.shape[0]
-    activations = np.asarray(feature_model(model)(image[None], training=False), np.float32)[0]
+    activations = forward(feature_model(model), image[None]).astype(np.float32)[0]
     total = activations.shape[-1]
     keep = select_channels(activations, max_channels)
     activations = activations[:, :, keep]
     masks = channel_masks(activations, size)
-    weights = np.empty(len(keep), np.float64)
+    scores = np.empty(len(keep), np.float64)
     for start in range(0, len(keep), batch_size):
         masked = image[None] * masks[start:start + batch_size, :, :, None]
-        weights[start:start + batch_size] = predict_batches(model, masked, batch_size)[:, class_index]
-    weights = _weights(model, image, class_index, weights, weighting)
+        scores[start:start + batch_size] = predict_batches(model, masked, batch_size)[:, class_index]
+    used = weighting
+    weights = _weights(model, image, class_index, scores, weighting)
     cam = np.maximum(activations @ weights.astype(np.float32), 0.0)
-    cam = cv2.resize(cam, (size, size), interpolation=cv2.INTER_LINEAR)
+    if weighting == "cic" and cam.max() <= 0:
+        used, weights = "score (the increase-of-confidence map was empty)", scores
+        cam = np.maximum(activations @ weights.astype(np.float32), 0.0)
+    cam = upsample(cam[:, :, None], size)[:, :, 0]
     note = (f"Score-CAM on {len(keep)} of {total} channels of the last feature map "
-            f"(weights: {weighting})")
+            f"(weights: {used})")
     return normalise01(np.maximum(cam, 0.0)), note, {"channels": int(len(keep)), "weights": weights}
