@@ -1,6 +1,8 @@
 """Classify: upload one or more scans (or pick a sample), read the class and probabilities."""
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from core.errors import BrainScanError
@@ -42,6 +44,7 @@ if not files:
     st.stop()
 
 predictions: dict[str, Prediction] = {}
+started = time.perf_counter()
 for name, data in files.items():
     try:
         predictions[name] = classify_cached(entry.key, content_hash(data), model, card, data, name)
@@ -49,6 +52,7 @@ for name, data in files.items():
         st.error(str(exc))
 if not predictions:
     st.stop()
+seconds = time.perf_counter() - started
 
 if len(files) > 1:
     st.subheader(f"Results for {len(predictions)} scans")
@@ -76,5 +80,6 @@ with right:
         st.warning(f"Low confidence: the top probability is below {LOW_CONFIDENCE:.0%}. "
                    "Treat this prediction as uncertain and rely on the full radiological reading.")
     st.plotly_chart(probability_bars(prediction.probabilities, prediction.predicted), key="probabilities")
-    st.caption(f"Model: {entry.label} ({entry.source}) · input {card.image_size} px")
+    st.caption(f"Model: {entry.label} ({entry.source}) · input {card.image_size} px · "
+               f"classified in {seconds:.2f} s")
     st.page_link("pages/explain.py", label="Why? See the explanations for this scan", icon=":material/visibility:")
