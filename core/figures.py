@@ -77,7 +77,7 @@ def training_curves(history: list[dict[str, Any]], stacked: bool = False) -> go.
 
     Side by side, or one above the other (`stacked`) for narrow places such as the sidebar."""
     rows, cols = (2, 1) if stacked else (1, 2)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=("Loss", "Accuracy"), vertical_spacing=0.2)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=("Loss", "Accuracy"), vertical_spacing=0.3)
     epochs = [row.get("global_epoch") for row in history]
     for index, metric in ((1, "loss"), (2, "accuracy")):
         row_i, col = (index, 1) if stacked else (1, index)
