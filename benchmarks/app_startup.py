@@ -101,7 +101,10 @@ def browser_timings(model_dir: Path, samples: list[Path]) -> dict[str, Any]:
         finally:
             browser.close()
             server.terminate()
-            server.wait(10)
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
     return {"server_healthy_seconds": round(healthy, 2), "cold_start_seconds": round(cold, 2),
             "model_ready_seconds": round(ready, 2),
             "upload_to_probabilities_seconds": [round(u, 3) for u in uploads],
