@@ -5,6 +5,11 @@ With TF 2.21 / Keras 3 it fails on EfficientNet because shap's TF DeepExplainer 
 depthwise convolutions ("gradient registry has no entry for: shap_DepthwiseConv2dNative"), so
 `auto` then uses GradientExplainer (expected gradients, the SHAP approximation for
 differentiable models) and says why in the explanation note.
+
+nsamples = 64 by measurement (benchmarks/xai.py --sweep, EfficientNetB0 @128, 3 test scans):
+insertion AUC 0.980 / 0.980 / 0.982 / 0.982 and stability across seeds (Spearman) 0.75 / 0.81 /
+0.84 / 0.90 at 16 / 32 / 64 / 128 samples; 64 matches the reference (GradientExplainer defaults:
+200 samples for every class, insertion 0.982) at a fraction of its time.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from core.errors import ExplainError
 from core.explain.background import fallback_background
 from core.explain.base import positive_int
 
-DEFAULT_OPTIONS = {"explainer": "auto", "nsamples": 32, "background": None, "seed": 0, "batch_size": 64}
+DEFAULT_OPTIONS = {"explainer": "auto", "nsamples": 64, "background": None, "seed": 0, "batch_size": 64}
 EXPLAINERS = ("auto", "deep", "gradient")
 DEEP_UNSUPPORTED_LAYERS = {
     "DepthwiseConv2D": "shap's TF DeepExplainer has no rule for depthwise convolutions "
