@@ -157,7 +157,8 @@ def format_seconds(seconds: float | None) -> str:
 LEGENDS = {
     "heatmap": ("#00007F,#0000FF,#00FFFF,#7FFF7F,#FFFF00,#FF0000,#7F0000", "low relevance", "high relevance for {label}"),
     "signed": ("rgb(30,80,230),rgba(128,128,128,0.2),rgb(220,30,30)", "against {label}", "for {label}"),
-    "regions": ("rgba(220,30,30,0.1),rgb(220,30,30)", "no weight", "for {label}"),
+    "regions": ("rgb(30,80,230),rgba(128,128,128,0.2),rgb(220,30,30)", "region against {label}",
+                "region for {label}"),
 }
 
 
@@ -173,7 +174,7 @@ def legend_html(kind: str, label: str) -> str:
     """A small colour bar with its end labels (naming the explained class), matching the overlay's colours."""
     gradient, left, right = LEGENDS[kind]
     left, right = left.format(label=label), right.format(label=label)
-    middle = "<span>0</span>" if kind == "signed" else ""
+    middle = "<span>0</span>" if kind in ("signed", "regions") else ""
     return (f"<div style='height:10px;border-radius:3px;background:linear-gradient(to right,{gradient})'></div>"
             f"<div style='display:flex;justify-content:space-between;font-size:0.75rem;opacity:0.85'>"
             f"<span>{left}</span>{middle}<span>{right}</span></div>")

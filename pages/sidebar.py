@@ -15,7 +15,7 @@ from core.presentation import format_seconds, key_numbers_text
 from core.training import TrainConfig
 from pages.shared import MODEL_KEY, available_models
 
-POLL_SECONDS = 2.0
+POLL_SECONDS = 3.0
 WEIGHT_CHOICES = {"none": "None (from scratch)", "imagenet": "ImageNet (download)", "file": "Local weights file"}
 STATE_TEXT = {"starting": "Starting", "loading": "Loading data", "running": "Training", "evaluating": "Evaluating",
               "finished": "Finished", "failed": "Failed", "cancelled": "Cancelled"}

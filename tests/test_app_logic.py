@@ -157,6 +157,7 @@ def test_legends_match_overlay_kinds():
     assert presentation.legend_kind(make(False, {"segments": 1, "signed_map": 2})) == "regions"
     html = presentation.legend_html("signed", "Glioma")
     assert "against Glioma" in html and "for Glioma" in html and "rgb(220,30,30)" in html
+    assert "region against Glioma" in presentation.legend_html("regions", "Glioma")
 
 
 def test_fit_for_display_only_shrinks():
