@@ -23,10 +23,12 @@ from core.predict import classify
 from core.presentation import format_probability
 from tests.test_app_pages import evaluated_model  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.browser
-
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("BRAINSCAN_CHROMIUM", "/usr/bin/chromium"))
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(),
+                                 reason=f"Chromium not found at {CHROMIUM}: run .ci/browser-deps.sh "
+                                        "(apt-get install chromium)")]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -56,8 +58,6 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float
 @pytest.fixture
 def server(evaluated_model, tmp_path):
     """`streamlit run app.py` on a free localhost port, pointed at the tiny model and an empty runs folder."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: run .ci/browser-deps.sh (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     port = _free_port()
     log = tmp_path / "streamlit.log"
