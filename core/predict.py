@@ -22,7 +22,7 @@ def predict_proba(model: Any, images: np.ndarray, batch_size: int = PREDICT_BATC
     out = []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].astype(np.float32)
-        out.append(np.asarray(model(batch, training=False), np.float64))
+        out.append(np.asarray(model.predict_on_batch(batch), np.float64))
         if progress:
             progress(min(start + batch_size, len(images)), len(images))
     if not out:
