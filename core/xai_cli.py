@@ -123,6 +123,7 @@ def add_subcommands(sub: Any) -> None:
     p.add_argument("--methods", default=",".join(EXPLAINERS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sanity-n", type=int, default=10, help="images for the model-randomisation check")
-    p.add_argument("--quick", action="store_true", help="fewer steps/samples (also BRAINSCAN_QUICK=1)")
+    p.add_argument("--quick", action="store_true", help="coarser metrics: 10 deletion/insertion steps, 20 faithfulness subsets "
+                   "(also BRAINSCAN_QUICK=1); the explainers keep their defaults")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_xai_eval)

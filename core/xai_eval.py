@@ -27,8 +27,7 @@ from core.xai_metrics import METRICS, REFERENCE_MAPS, SANITY_DESCRIPTION, SANITY
 from core.xai_metrics.sanity import randomised_copy, rank_correlation
 
 RESULTS_FILE = "xai_eval.json"
-QUICK_METRIC_OPTIONS = {"steps": 10, "n_subsets": 20}
-QUICK_METHOD_OPTIONS = {"scorecam": {"max_channels": 32}, "shap": {"nsamples": 16}, "lime": {"num_samples": 100}}
+QUICK_METRIC_OPTIONS = {"steps": 10, "n_subsets": 20}  # coarser metrics; the methods keep the app's defaults
 
 Progress = Callable[[int, int], None]
 
@@ -123,7 +122,7 @@ def run_eval(model: Any, card: Any, data_root: str | Path, n: int = 100, methods
     for method in methods:
         get_spec(method)
     metric_opts = {**metric_options(), **(QUICK_METRIC_OPTIONS if quick else {})}
-    method_opts = {m: dict(QUICK_METHOD_OPTIONS.get(m, {}) if quick else {}) for m in methods}
+    method_opts: dict[str, dict[str, Any]] = {m: {} for m in methods}
     if "shap" in method_opts and background is not None:
         method_opts["shap"]["background"] = background
     images = select_images(model, card.class_names, card.image_size, data_root, n, seed, wrong_fraction,
