@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -78,8 +77,9 @@ def cmd_xai_eval(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     results = run_eval(model, card, args.data, args.n, methods, args.seed, args.sanity_n, quick, background,
                        progress=progress_printer("explaining"), select_progress=progress_printer("loading"))
-    results["command"] = "python -m core " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] \
-        else "python -m core xai-eval"
+    results["command"] = (f"python -m core xai-eval --data {shlex.quote(str(args.data))} --model "
+                          f"{shlex.quote(str(args.model))} --n {args.n} --methods {','.join(methods)} --seed {args.seed} "
+                          f"--sanity-n {args.sanity_n}" + (" --quick" if quick else ""))
     results["settings"]["wall_seconds"] = round(time.perf_counter() - start, 1)
     path = save_results(args.model, results)
     if args.json:

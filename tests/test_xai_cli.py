@@ -70,6 +70,7 @@ def test_xai_eval_writes_the_dashboard_schema(tiny_model_dir, tiny_dataset, tmp_
     results = load_results(model_dir)
     assert (model_dir / "shap_background.npz").is_file()
     assert results["n_images"] == 4 and results["seed"] == 3 and results["settings"]["quick"] is True
+    assert results["command"].startswith("python -m core xai-eval --data ") and results["command"].endswith("--quick")
     assert set(results["metrics"]) == {"deletion_auc", "insertion_auc", "faithfulness_correlation"}
     assert set(results["methods"]) == {"scorecam", "shap", "lime", "random", "gaussian"}
     composition = results["settings"]["sample"]["per_class"]
