@@ -427,7 +427,11 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
 
 def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: Path, state: dict,
             policy: str) -> Path:
-    """Export the best checkpoint as a float32 model folder with its card (and evaluation if complete)."""
+    """Export the best checkpoint as a float32 model folder with its card (and evaluation if complete).
+
+    The exported model is a fresh, uncompiled float32 build holding the trained weights: no optimiser
+    state (a third of the file otherwise) and no mixed-precision policy in the saved layers.
+    """
     import keras
 
     from core.model_eval import evaluate_loaded_model
@@ -435,11 +439,10 @@ def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: 
     ckpt = run_dir / rf.CHECKPOINT_SUBDIR
     if (ckpt / "best.weights.h5").exists():
         model.load_weights(ckpt / "best.weights.h5")
-    if policy != "float32":
-        keras.mixed_precision.set_global_policy("float32")
-        exported = build_model(len(index.class_names), config.image_size, config.backbone, None)
-        exported.set_weights(model.get_weights())
-        model = exported
+    keras.mixed_precision.set_global_policy("float32")
+    exported = build_model(len(index.class_names), config.image_size, config.backbone, None)
+    exported.set_weights(model.get_weights())
+    model = exported
     out = run_dir / rf.MODEL_SUBDIR
     out.mkdir(exist_ok=True)
     model.save(out / "model.keras")
