@@ -1,5 +1,8 @@
 """Import TensorFlow without its start-up chatter on stderr (CUDA probes, oneDNN notices).
 
+Also hides Keras' harmless warning that a one-input model was called with a bare tensor instead of
+a one-element list (saved models record the list form), which would otherwise repeat per batch.
+
 TensorFlow's native logger writes these lines before TF_CPP_MIN_LOG_LEVEL is honoured, so the
 command-line tools silence file descriptor 2 while TensorFlow loads and probes devices. Set
 BRAINSCAN_VERBOSE=1 to see them.
@@ -8,11 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 
 def import_tensorflow_quietly() -> None:
     """Load tensorflow + keras and probe GPUs with stderr muted (no-op when already loaded)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match", category=UserWarning)
     if "tensorflow" in sys.modules or os.environ.get("BRAINSCAN_VERBOSE"):
         return
     sys.stderr.flush()
