@@ -125,6 +125,19 @@ def make_splits(index: DatasetIndex, protocol: str = "default", val_fraction: fl
     raise DataLayoutError(f"Unknown split protocol '{protocol}' (choose 'default' or 'spec').")
 
 
+def limit_per_class(samples: list[Sample], per_class: int) -> list[Sample]:
+    """The first `per_class` samples of each class (all when 0): quick runs and tests."""
+    if not per_class:
+        return samples
+    counts: dict[int, int] = {}
+    kept = []
+    for s in samples:
+        if counts.get(s.label, 0) < per_class:
+            kept.append(s)
+            counts[s.label] = counts.get(s.label, 0) + 1
+    return kept
+
+
 @dataclass
 class LoadedImages:
     """Preprocessed scans as uint8 (exact: preprocess() yields whole numbers), their labels and skips."""

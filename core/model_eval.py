@@ -5,7 +5,7 @@ import logging
 from typing import Any, Callable
 
 from core.audit import audit
-from core.data import discover, load_samples, make_splits
+from core.data import discover, limit_per_class, load_samples, make_splits
 from core.errors import DataLayoutError
 from core.evaluation import compute_metrics
 from core.model_card import ModelCard
@@ -15,16 +15,14 @@ log = logging.getLogger("brainscan.eval")
 
 
 def evaluate_loaded_model(model: Any, card: ModelCard, data: str, protocol: str = "default", seed: int = 42,
-                          val_fraction: float = 0.1, limit_per_class: int = 0,
+                          val_fraction: float = 0.1, per_class: int = 0,
                           progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Metrics on validation, test and leakage-free test, with the audit summary and skipped files."""
     index = discover(data)
     if index.class_names != card.class_names:
         raise DataLayoutError(f"The data's classes {index.class_names} differ from the model's {card.class_names}.")
     splits = make_splits(index, protocol, val_fraction, seed)
-    if limit_per_class:
-        splits = {k: [s for s in v if sum(t.label == s.label for t in v[:v.index(s)]) < limit_per_class]
-                  for k, v in splits.items()}
+    splits = {k: limit_per_class(v, per_class) for k, v in splits.items()}
     report = audit(index, progress=(lambda i, n: progress("audit", i, n)) if progress else None)
     leaky = report.leaky
     results: dict[str, Any] = {"protocol": protocol, "seed": seed, "audit": report.summary()}

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from core import run_files as rf
-from core.data import discover, fingerprint, load_samples, make_splits
+from core.data import discover, fingerprint, limit_per_class, load_samples, make_splits
 from core.errors import TrainingConfigError
 from core.model import BACKBONES, DEFAULT_BACKBONE, build_model, feature_layer_name, resolve_weights
 from core.model_card import ModelCard
@@ -294,18 +294,6 @@ def _setup_logging(run_dir: Path) -> None:
     log.propagate = False
 
 
-def _limit(samples: list, per_class: int) -> list:
-    if not per_class:
-        return samples
-    counts: dict[int, int] = {}
-    kept = []
-    for s in samples:
-        if counts.get(s.label, 0) < per_class:
-            kept.append(s)
-            counts[s.label] = counts.get(s.label, 0) + 1
-    return kept
-
-
 RESUME_OVERRIDES = ("epochs_head", "epochs_finetune", "epochs_scratch")
 
 
@@ -359,7 +347,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
 
     index = discover(config.data)
     splits = make_splits(index, config.protocol, config.val_fraction, config.seed)
-    splits = {k: _limit(v, config.limit_per_class) for k, v in splits.items()}
+    splits = {k: limit_per_class(v, config.limit_per_class) for k, v in splits.items()}
     num_classes = len(index.class_names)
     loaded = {}
     for part in ("train", "validation"):
@@ -472,7 +460,7 @@ def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: 
     rf.update_status(run_dir, state="evaluating")
     log.info("evaluating the best checkpoint (epoch %d)", state["best_epoch"])
     card.evaluation = evaluate_loaded_model(model, card, config.data, config.protocol, config.seed,
-                                            config.val_fraction, limit_per_class=config.limit_per_class)
+                                            config.val_fraction, per_class=config.limit_per_class)
     card.save(out)
     rf.update_status(run_dir, state="finished", model_dir=str(out), eta_seconds=0,
                      test_accuracy=card.evaluation["test"]["accuracy"])
