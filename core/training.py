@@ -311,12 +311,11 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
         if saved is None:
             raise TrainingConfigError(f"{run_dir} is not a run folder (no {rf.CONFIG_FILE}); nothing to resume.")
         changes = {k: v for k, v in (epoch_overrides or {}).items() if k in RESUME_OVERRIDES and saved[k] != v}
-        if changes:
-            saved.update(changes)
-            rf.write_json(run_dir / rf.CONFIG_FILE, saved)
-            rescheduled = True
-        config = TrainConfig(**saved)
+        config = TrainConfig(**{**saved, **changes})
         validate(config)
+        if changes:
+            rf.write_json(run_dir / rf.CONFIG_FILE, asdict(config))
+            rescheduled = True
     else:
         validate(config)
         if (run_dir / rf.CONFIG_FILE).exists():
