@@ -164,12 +164,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     from core.explain.background import build_background, load_background
+    from core.launcher import default_data_dir
     from core.model import default_model_dir, load_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(default_model_dir()))
-    parser.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA", str(REPO.parent / "shared" / "data" /
-                                                                                "brain-tumor-mri")))
+    parser.add_argument("--data", default=str(default_data_dir()))
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--sweep", action="store_true", help="also measure the option trade-offs")
     parser.add_argument("--quick", action="store_true", help="ours only, no references")
