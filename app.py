@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages.keras_session import keep_keras_kernels
 from pages.sidebar import model_picker, training_launcher
 
 st.set_page_config(page_title="BrainScan XAI", page_icon=":material/neurology:", layout="wide")
+keep_keras_kernels()
 
 # URL paths differ from the file names on purpose: a page hash equal to a legacy `pages/` file's hash
 # makes AppTest run that file alone, without this script's sidebar.
