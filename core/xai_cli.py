@@ -22,20 +22,11 @@ def _resolve_class(value: str | None, class_names: list[str]) -> int | None:
     raise ExplainError(f"--class must be one of {class_names} or an index 0-{len(class_names) - 1}, got {value!r}")
 
 
-def _method_options(method: str, model_dir: Path, image_size: int) -> dict[str, Any]:
-    """The SHAP background cached next to the model card, when there is one."""
-    if method != "shap":
-        return {}
-    from core.explain.background import load_background
-
-    background = load_background(model_dir, image_size)
-    return {} if background is None else {"background": background}
-
-
 def cmd_explain(args: argparse.Namespace) -> int:
     import cv2
 
     from core.explain import explain, get_spec
+    from core.explain.background import folder_options
     from core.images import read_image, preprocess
     from core.model import load_model
     from core.overlays import overlay_for, side_by_side
@@ -45,7 +36,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     rgb = read_image(Path(args.file), args.file)
     image = preprocess(rgb, card.image_size)
     result = explain(model, image, args.method, _resolve_class(args.class_name, card.class_names), card,
-                     **_method_options(args.method, Path(args.model), card.image_size))
+                     **folder_options(args.method, args.model, card.image_size))
     if args.out:
         picture = side_by_side(image.astype("uint8"), overlay_for(result, image.astype("uint8")))
         if not cv2.imwrite(str(args.out), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):

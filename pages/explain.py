@@ -58,7 +58,7 @@ with st.status("Computing explanations…", expanded=False) as status:
         try:
             explanations[method] = explanation_cached(entry.key, scan_id, method, class_index,
                                                       options_key(EXPLAINERS[method].default_options), model, card,
-                                                      image)
+                                                      image, str(entry.path))
         except BrainScanError as exc:
             st.error(f"{EXPLAINERS[method].label}: {exc}")
     total = sum(e.seconds for e in explanations.values())

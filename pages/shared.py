@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,14 @@ NOTICE = ("**Research use only — not a medical device.** Predictions and expla
 MODEL_KEY = "model_path"
 SCANS_KEY = "scans"
 SCAN_KEY = "scan"
+WARM_UP_THREAD = "brainscan-warm-up"
+
+_LOG = logging.getLogger("brainscan.app")
+if not _LOG.handlers:
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    _LOG.addHandler(_handler)
+    _LOG.setLevel(logging.INFO)
 
 
 def notice() -> None:
@@ -32,11 +43,27 @@ def available_models() -> list[ModelEntry]:
     return list_models(runs_root())
 
 
+def _warm_explainers(model: Any, path: str) -> None:
+    """Trace the explainers' TensorFlow functions in the background, so the first Explain page is quick."""
+    from core.explain import warm_up
+
+    try:
+        seconds = warm_up(model)
+    except Exception:  # logged, not raised: a thread has no page to show it on, and explaining will show it
+        _LOG.exception("warming the explainers of %s failed; the first explanation will be slower", path)
+        return
+    _LOG.info("explainers warmed for %s in %.1f s (%s)", path, sum(seconds.values()),
+              ", ".join(f"{m} {t:.1f} s" for m, t in seconds.items()))
+
+
 @st.cache_resource(max_entries=3, show_spinner="Loading the model…")
 def _load(path: str, key: str) -> tuple[Any, ModelCard]:
-    """Load once per model path and modification time, and warm it up so the first scan is quick."""
+    """Load once per model path and modification time, and warm it up so the first scan is quick; the
+    explainers warm up in a background thread meanwhile (the page is not held up)."""
     model, card = load_model(path)
     predict_proba(model, np.zeros((1, card.image_size, card.image_size, 3), np.float32))
+    # Not a daemon: the interpreter waits for it at exit instead of killing it inside a TensorFlow call (abort).
+    threading.Thread(target=_warm_explainers, args=(model, path), name=WARM_UP_THREAD).start()
     return model, card
 
 
@@ -84,11 +111,14 @@ def display_image(scan_hash: str, data: bytes, name: str) -> np.ndarray:
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def explanation_cached(model_key: str, scan_hash: str, method: str, class_index: int, options: str, _model: Any,
-                       _card: ModelCard, _image: np.ndarray) -> Any:
-    """One explanation with the method's default options (`options` is their cache key)."""
+                       _card: ModelCard, _image: np.ndarray, _model_dir: str) -> Any:
+    """One explanation with the method's default options (`options` is their cache key) and what the model
+    folder adds (SHAP's cached background, identified by `model_key`)."""
     from core.explain import explain  # imported on first use: keeps the app's cold start short
+    from core.explain.background import folder_options
 
-    return explain(_model, _image, method, class_index=class_index, card=_card)
+    return explain(_model, _image, method, class_index=class_index, card=_card,
+                   **folder_options(method, _model_dir, _card.image_size))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

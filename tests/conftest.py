@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: long tests (real data, full model); run with -m slow")
     config.addinivalue_line("markers", "data: needs the real dataset at BRAINSCAN_DATA or ../shared/data")
     config.addinivalue_line("markers", "browser: drives a real Chromium")
+
+
+@pytest.fixture(autouse=True)
+def _finish_app_warm_ups():
+    """A test that loads a model in the app ends when the app's background warm-up of the explainers
+    has: TensorFlow work still running in a thread when the interpreter exits aborts it."""
+    yield
+    shared = sys.modules.get("pages.shared")  # only the app starts warm-ups
+    for thread in threading.enumerate() if shared else []:
+        if thread.name == shared.WARM_UP_THREAD:
+            thread.join(300)
 
 
 @pytest.fixture(scope="session")

@@ -102,6 +102,25 @@ def test_explain_page_toggles_methods(app_env):
     assert len(at.get("plotly_chart")) == 2
 
 
+def test_explain_page_uses_the_model_folders_shap_background(app_env, tiny_model_dir, monkeypatch):
+    """The app explains as the CLI and the evaluation do: SHAP against the background cached with the model."""
+    import numpy as np
+
+    from core.explain.background import save_background
+
+    model_dir = app_env / "model-with-background"
+    shutil.copytree(tiny_model_dir, model_dir)
+    size = load_card(model_dir).image_size
+    save_background(model_dir, np.full((4, size, size, 3), 60, np.uint8))
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(model_dir))
+    at = _app()
+    at.button(key=f"sample_{sample_scans()[0].name}").click().run()
+    at.switch_page("pages/explain.py").run()
+    assert not at.exception, at.exception
+    notes = "\n".join(c.value for c in at.caption)
+    assert "background: 4 training images" in notes and "blurred copies" not in notes
+
+
 XAI_RESULTS = {
     "n_images": 4,
     "settings": {"sanity": {"label": "Sanity check", "description": "Spearman correlation with a randomised model."}},

@@ -159,3 +159,38 @@ def test_scorecam_cic_falls_back_to_scores_when_every_channel_hurts(monkeypatch,
     monkeypatch.setattr(sc, "_weights", lambda *a: -np.ones(len(a[3])))
     result = explain(model, image, "scorecam", 0, weighting="cic")
     assert "score (the increase-of-confidence map was empty)" in result.note and result.map.max() == 1
+
+
+def test_shap_gradient_equals_shaps_own_for_every_class(model, image):
+    """Our GradientExplainer shares one traced gradient across classes; the values must be shap's."""
+    import shap
+
+    from core.explain.background import fallback_background
+
+    background = fallback_background(image)
+    reference = shap.GradientExplainer(model, background, batch_size=50)
+    for class_index in range(int(model.output_shape[-1])):
+        ours = explain(model, image, "shap", class_index, explainer="gradient", nsamples=24, batch_size=50)
+        values, _ = reference.shap_values(image[None], nsamples=24, ranked_outputs=np.array([[class_index]]),
+                                          output_rank_order="custom", rseed=0)
+        expected = np.asarray(values)[0, ..., 0].sum(axis=-1)
+        np.testing.assert_allclose(ours.map, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+
+
+def test_warm_up_runs_every_method_and_changes_no_result(model, image):
+    from core.explain import warm_up
+
+    before = {m: explain(model, image, m, 1, **FAST[m]).map for m in METHODS}
+    seconds = warm_up(model)
+    assert list(seconds) == METHODS and all(s > 0 for s in seconds.values())
+    for method in METHODS:
+        np.testing.assert_array_equal(explain(model, image, method, 1, **FAST[method]).map, before[method])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_warm_up_options_are_valid_and_cheaper_than_the_defaults(method):
+    spec = EXPLAINERS[method]
+    assert set(spec.warm_up_options) <= set(spec.default_options)
+    for name, value in spec.warm_up_options.items():
+        default = spec.default_options[name]
+        assert 0 < value <= default or default == 0, (name, value, default)

@@ -12,6 +12,7 @@ import cv2
 import pytest
 
 from core.cli import main
+from core.errors import ExplainError
 from tests.conftest import REPO, TINY_SIZE
 
 
@@ -100,3 +101,19 @@ def test_load_results_is_none_without_an_evaluation(tmp_path):
     from core.xai_eval import load_results
 
     assert load_results(tmp_path) is None
+
+
+def test_folder_options_give_shap_the_cached_background_only(tiny_model_dir, tmp_path):
+    import numpy as np
+
+    from core.explain.background import folder_options, save_background
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    assert folder_options("shap", model_dir, TINY_SIZE) == {}
+    save_background(model_dir, np.zeros((4, TINY_SIZE, TINY_SIZE, 3), np.uint8))
+    background = folder_options("shap", model_dir, TINY_SIZE)["background"]
+    assert background.shape == (4, TINY_SIZE, TINY_SIZE, 3) and background.dtype == np.float32
+    assert folder_options("scorecam", model_dir, TINY_SIZE) == folder_options("lime", model_dir, TINY_SIZE) == {}
+    with pytest.raises(ExplainError, match="delete it to rebuild"):
+        folder_options("shap", model_dir, TINY_SIZE * 2)

@@ -50,6 +50,7 @@ class ExplainerSpec:
     description: str
     default_options: dict[str, Any]
     run: RunFn
+    warm_up_options: dict[str, Any] = field(default_factory=dict)  # cheap options that trace the same functions
 
 
 def check_image(model: Any, image: np.ndarray) -> np.ndarray:
