@@ -6,9 +6,9 @@ For each of some real test scans (one per class in turn) and each method, in the
 ours (registry defaults) vs the reference - tf-keras-vis `Scorecam` over all channels, `lime_image`
 with its defaults (quickshift, batch 10, 1,000 samples), `shap.GradientExplainer` with its
 defaults (200 samples, every class; DeepExplainer cannot run on EfficientNet, see
-core/explain/shap_method.py) - timed warm (the model, one shap explainer each and every class's
-traced functions are reused, as in the app), with the insertion and deletion AUC of every map, so
-that speed is never bought with fidelity. The summary gives the paired insertion-AUC difference
+core/explain/shap_method.py) - timed warm (the model, one shap explainer each and the traced
+functions are reused; ours through `core.explain.warm_up`, as in the app), with the insertion and
+deletion AUC of every map, so that speed is never bought with fidelity. The summary gives the paired insertion-AUC difference
 (ours minus reference) with its 95% t-interval and the number of scans where ours is at least as
 good. `--sweep` measures the defaults' trade-offs: Score-CAM max_channels (time vs insertion
 AUC), LIME num_samples and SHAP nsamples (time vs stability across seeds vs insertion AUC).
@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from core.explain import explain  # noqa: E402
+from core.explain import explain, warm_up  # noqa: E402
 from core.explain.base import normalise01, predict_batches  # noqa: E402
 from core.xai_metrics import evaluate_map  # noqa: E402
 from core.xai_eval import mean_ci  # noqa: E402
@@ -96,12 +96,10 @@ def compare(model: Any, card: Any, images: list, background: np.ndarray, quick: 
     refs = {"scorecam": lambda img, c: ref_scorecam(model, img, c, card.feature_layer),
             "shap": lambda img, c: ref_shap(shap_reference, img, c),
             "lime": lambda img, c: ref_lime(model, img, c)}
-    warm = images[0][1]
-    for method in refs:  # trace every function (shap: one per class) so that timings are warm, as in the app
-        for c in range(len(card.class_names)):
-            explain(model, warm, method, c, **ours_opts[method])
-        if not quick:
-            refs[method](warm, 0)
+    warm_up(model)  # ours timed warm, as in the app (which warms up on model load)
+    if not quick:
+        for reference in refs.values():
+            reference(images[0][1], 0)
     for name, image in images:
         c = int(predict_batches(model, image[None])[0].argmax())
         total = 0.0
