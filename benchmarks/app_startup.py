@@ -17,23 +17,19 @@ Targets (issue #4): cold start <= 10 s, classification <= 0.3 s, all three overl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path(os.environ.get("BRAINSCAN_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, REPO, streamlit_app, wait_healthy
+
 TARGETS = {"cold_start_seconds": 10.0, "classification_seconds": 0.3, "overlays_seconds": 15.0}
 # Timed inside the page: a MutationObserver stamps performance.now() when the text enters the DOM, so the figure
 # does not include Playwright's polling back-off (its `expect` retries at 100/250/500/1000 ms).
@@ -45,25 +41,6 @@ WATCH_FOR_TEXT = """text => {
   observer.observe(document.body, {childList: true, subtree: true, characterData: true});
   return performance.now();
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("streamlit exited during start-up")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"streamlit not healthy after {seconds} s")
 
 
 def _upload(page: Any, url: str, sample: Path, text: str) -> tuple[float, float]:
@@ -92,51 +69,40 @@ def browser_timings(model_dir: Path, samples: list[Path]) -> dict[str, Any]:
     """Cold start, per-upload classification and overlay times measured in Chromium."""
     from playwright.sync_api import expect, sync_playwright
 
-    from core.presentation import format_probability
-    from core.predict import classify
-    from core.model import load_model
+    from core.model.factory import load_model
+    from core.model.inference import classify
+    from ui.presentation import format_probability
 
     model, card = load_model(model_dir)
     expected = {p: f"{format_probability(classify(model, card, p).confidence)} probability" for p in samples}
-    port = _free_port()
-    env = {**os.environ, "BRAINSCAN_MODEL": str(model_dir), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "BRAINSCAN_RUNS": str(REPO / "test-artifacts" / "bench-runs")}
-    url = f"http://127.0.0.1:{port}"
+    env = {"BRAINSCAN_MODEL": str(model_dir), "BRAINSCAN_RUNS": str(REPO / "test-artifacts" / "bench-runs")}
     log = REPO / "test-artifacts" / "app_startup_server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw, log.open("w") as log_file:
+    with contextlib.ExitStack() as stack:
+        pw = stack.enter_context(sync_playwright())
+        log_file = stack.enter_context(log.open("w"))
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        stack.callback(browser.close)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
         expect.set_options(timeout=180_000)
         start = time.perf_counter()
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                   "--server.address", "127.0.0.1", "--server.headless", "true"],
-                                  cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-        try:
-            _wait_healthy(url, server)
-            healthy = time.perf_counter() - start
-            page.goto(url)
-            expect(page.locator("input[type=file]")).to_be_attached()
-            expect(page.get_by_text("Upload MRI slices")).to_be_visible()
-            cold = time.perf_counter() - start
-            expect(page.get_by_text("Upload a scan or choose a sample")).to_be_visible()
-            ready = time.perf_counter() - start
-            during_warm_up = _upload(page, url, samples[0], expected[samples[0]])
-            _wait_for_line(log, "explainers warmed")
-            warm = time.perf_counter() - start
-            uploads = [_upload(page, url, sample, expected[sample]) for sample in samples]
-            t0 = time.perf_counter()
-            page.get_by_role("link", name="Explain").first.click()
-            expect(page.get_by_text("Explanations ready")).to_be_visible()
-            overlays = time.perf_counter() - t0
-        finally:
-            browser.close()
-            server.terminate()
-            try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        url, server = stack.enter_context(streamlit_app(env, log_file, wait=False))
+        wait_healthy(url, server)
+        healthy = time.perf_counter() - start
+        page.goto(url)
+        expect(page.locator("input[type=file]")).to_be_attached()
+        expect(page.get_by_text("Upload MRI slices")).to_be_visible()
+        cold = time.perf_counter() - start
+        expect(page.get_by_text("Upload a scan or choose a sample")).to_be_visible()
+        ready = time.perf_counter() - start
+        during_warm_up = _upload(page, url, samples[0], expected[samples[0]])
+        _wait_for_line(log, "explainers warmed")
+        warm = time.perf_counter() - start
+        uploads = [_upload(page, url, sample, expected[sample]) for sample in samples]
+        t0 = time.perf_counter()
+        page.get_by_role("link", name="Explain").first.click()
+        expect(page.get_by_text("Explanations ready")).to_be_visible()
+        overlays = time.perf_counter() - t0
     return {"server_healthy_seconds": round(healthy, 2), "cold_start_seconds": round(cold, 2),
             "model_ready_seconds": round(ready, 2), "explainers_warm_seconds": round(warm, 2),
             "upload_while_warming_up_seconds": round(during_warm_up[0], 3),
@@ -151,9 +117,10 @@ def browser_timings(model_dir: Path, samples: list[Path]) -> dict[str, Any]:
 def in_process_timings(model_dir: Path, samples: list[Path]) -> dict[str, Any]:
     """Model load, classification and each explainer called directly (the app's core calls)."""
     t0 = time.perf_counter()
-    from core.model import load_model
-    from core.predict import classify, predict_proba
     import numpy as np
+
+    from core.model.factory import load_model
+    from core.model.inference import classify, predict_proba
 
     model, card = load_model(model_dir)
     predict_proba(model, np.zeros((1, card.image_size, card.image_size, 3), np.float32))
@@ -167,9 +134,9 @@ def in_process_timings(model_dir: Path, samples: list[Path]) -> dict[str, Any]:
             classify(model, card, data, sample.name)
             runs.append(time.perf_counter() - t)
         per_scan.append(statistics.median(runs))
-    from core.explain import EXPLAINERS, explain, warm_up
-    from core.explain.background import folder_options
-    from core.images import load_for_model
+    from core.io.images import load_for_model
+    from core.xai.explainers import EXPLAINERS, explain, warm_up
+    from core.xai.explainers.background import folder_options
 
     image = load_for_model(samples[0], card.image_size)
 
@@ -196,8 +163,8 @@ def in_process_timings(model_dir: Path, samples: list[Path]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.model import default_model_dir
-    from core.model_registry import sample_scans
+    from core.model.factory import default_model_dir
+    from core.training.registry import sample_scans
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.app_startup", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

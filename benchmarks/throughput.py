@@ -8,7 +8,7 @@ are noisy. On a GPU it also measures mixed precision (float16, bfloat16) beside 
     python benchmarks/throughput.py --configs EfficientNetB0:224 --train-batches 3
 
 `--pipeline tfdata` (default) feeds training through the training loop's own tf.data pipeline
-(`core.training.make_dataset`, augmentation included); `--pipeline arrays` feeds in-memory arrays
+(`core.training.loop.make_dataset`, augmentation included); `--pipeline arrays` feeds in-memory arrays
 to `fit`, which measures the model alone and also runs on a Keras backend without TensorFlow
 (`KERAS_BACKEND=jax` or `torch`): the route for a GPU host whose image has no TensorFlow.
 """
@@ -33,7 +33,7 @@ def measure(backbone: str, size: int, policy: str, batch: int, train_batches: in
     """Images/s for training steps (one warm-up epoch first, so compilation is not counted) and for inference."""
     import keras
 
-    from core.model import build_model
+    from core.model.factory import build_model
 
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
@@ -43,7 +43,7 @@ def measure(backbone: str, size: int, policy: str, batch: int, train_batches: in
     images = rng.integers(0, 256, (batch * train_batches, size, size, 3), dtype=np.uint8)
     labels = rng.integers(0, 4, len(images))
     if pipeline == "tfdata":
-        from core.training import make_dataset
+        from core.training.loop import make_dataset
 
         ds = make_dataset(images, labels, 4, batch, training=True, seed=0)
         model.fit(ds.take(1), verbose=0)

@@ -7,7 +7,7 @@ ours (registry defaults) vs the reference - tf-keras-vis `Scorecam` over all cha
 with its defaults (quickshift, batch 10, 1,000 samples), `shap.GradientExplainer` with its
 defaults (200 samples, every class; DeepExplainer cannot run on EfficientNet, see
 core/explain/shap_method.py) - timed warm (the model, one shap explainer each and the traced
-functions are reused; ours through `core.explain.warm_up`, as in the app), with the insertion and
+functions are reused; ours through `core.xai.explainers.warm_up`, as in the app), with the insertion and
 deletion AUC of every map, so that speed is never bought with fidelity. The summary gives the paired insertion-AUC difference
 (ours minus reference) with its 95% t-interval and the number of scans where ours is at least as
 good. `--sweep` measures the defaults' trade-offs: Score-CAM max_channels (time vs insertion
@@ -20,8 +20,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parent.parent
@@ -29,11 +30,12 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from core.explain import explain, warm_up  # noqa: E402
-from core.explain.base import normalise01, predict_batches  # noqa: E402
-from core.xai_metrics import evaluate_map  # noqa: E402
-from core.xai_eval import mean_ci  # noqa: E402
-from core.xai_metrics.sanity import rank_correlation  # noqa: E402
+from core.model.inference import predict_proba  # noqa: E402
+from core.xai.evaluation import mean_ci  # noqa: E402
+from core.xai.explainers import explain, warm_up  # noqa: E402
+from core.xai.explainers.base import normalise01  # noqa: E402
+from core.xai.metrics import evaluate_map  # noqa: E402
+from core.xai.metrics.sanity import rank_correlation  # noqa: E402
 
 FIDELITY = ("deletion_auc", "insertion_auc")
 
@@ -54,7 +56,7 @@ def ref_lime(model: Any, image: np.ndarray, class_index: int) -> np.ndarray:
 
     with contextlib.redirect_stderr(io.StringIO()):
         result = lime_image.LimeImageExplainer(random_state=0).explain_instance(
-            image.astype(np.float64), lambda batch: predict_batches(model, batch), labels=(class_index,),
+            image.astype(np.float64), lambda batch: predict_proba(model, batch), labels=(class_index,),
             top_labels=None, random_seed=0)
     weights = dict(result.local_exp[class_index])
     signed = np.vectorize(lambda s: weights.get(s, 0.0))(result.segments).astype(np.float32)
@@ -78,8 +80,8 @@ def fidelity(model: Any, image: np.ndarray, saliency: np.ndarray, class_index: i
 
 
 def pick_images(data: Path, image_size: int, count: int) -> list[tuple[str, np.ndarray]]:
-    from core.data import discover
-    from core.images import load_for_model
+    from core.data.discovery import discover
+    from core.io.images import load_for_model
 
     index = discover(data)
     by_class = [[s for s in index.splits["Testing"] if s.label == k] for k in range(len(index.class_names))]
@@ -101,7 +103,7 @@ def compare(model: Any, card: Any, images: list, background: np.ndarray, quick: 
         for reference in refs.values():
             reference(images[0][1], 0)
     for name, image in images:
-        c = int(predict_batches(model, image[None])[0].argmax())
+        c = int(predict_proba(model, image[None])[0].argmax())
         total = 0.0
         for method, ref in refs.items():
             result = explain(model, image, method, c, **ours_opts[method])
@@ -109,7 +111,7 @@ def compare(model: Any, card: Any, images: list, background: np.ndarray, quick: 
             row = {"image": name, "method": method, "ours_s": round(result.seconds, 3),
                    "ours": fidelity(model, image, result.map, c)}
             if not quick:
-                ref_map, ref_s = timed(lambda: ref(image, c))
+                ref_map, ref_s = timed(lambda ref=ref, image=image, c=c: ref(image, c))
                 row.update(ref_s=round(ref_s, 3), ref=fidelity(model, image, ref_map, c),
                            speedup=round(ref_s / result.seconds, 2))
             rows.append(row)
@@ -131,7 +133,7 @@ def sweep(model: Any, images: list, background: np.ndarray) -> dict[str, list[di
         for value in values:
             secs, ins, dele, stab = [], [], [], []
             for _, image in images:
-                c = int(predict_batches(model, image[None])[0].argmax())
+                c = int(predict_proba(model, image[None])[0].argmax())
                 a = explain(model, image, method, c, **{option: value}, **extra)
                 secs.append(a.seconds)
                 f = fidelity(model, image, a.map, c)
@@ -171,9 +173,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.explain.background import build_background, load_background
-    from core.launcher import default_data_dir
-    from core.model import default_model_dir, load_model
+    from core.model.factory import default_model_dir, load_model
+    from core.training.launcher import default_data_dir
+    from core.xai.explainers.background import build_background, load_background
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(default_model_dir()))

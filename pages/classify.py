@@ -6,23 +6,29 @@ import time
 import streamlit as st
 
 from core.errors import BrainScanError
-from core.figures import probability_bars
-from core.model_card import CLASS_DESCRIPTIONS, class_label
-from core.model_registry import sample_class
-from core.predict import Prediction
-from core.presentation import (LOW_CONFIDENCE, content_hash, format_probability, is_low_confidence,
-                               predictions_display, predictions_frame)
-from pages.shared import (SCAN_KEY, active_model, classify_cached, display_image, notice, sample_files, scans,
-                          selected_scan, set_scans)
+from core.model.card import CLASS_DESCRIPTIONS, class_label
+from core.model.inference import Prediction
+from core.training.registry import sample_class
+from ui import state
+from ui.figures import probability_bars
+from ui.presentation import (
+    LOW_CONFIDENCE,
+    content_hash,
+    format_probability,
+    is_low_confidence,
+    predictions_display,
+    predictions_frame,
+)
+from ui.services import active_model, classify_cached, display_image, notice, sample_files, scans, selected_scan, set_scans
 
 st.title("Classify a brain MRI slice")
 notice()
 uploads = st.file_uploader("Upload MRI slices — JPEG, PNG or DICOM; one or several files",
-                           type=["jpg", "jpeg", "png", "dcm", "dicom"], accept_multiple_files=True, key="uploads")
+                           type=["jpg", "jpeg", "png", "dcm", "dicom"], accept_multiple_files=True, key=state.UPLOADS)
 signature = tuple((f.name, f.size) for f in uploads or [])
-if signature and signature != st.session_state.get("upload_signature"):
+if signature and signature != st.session_state.get(state.UPLOAD_SIGNATURE):
     set_scans({f.name: f.getvalue() for f in uploads})
-st.session_state["upload_signature"] = signature
+st.session_state[state.UPLOAD_SIGNATURE] = signature
 
 samples = sample_files()
 if samples:
@@ -30,7 +36,7 @@ if samples:
                "on the button):")
     for column, (name, path) in zip(st.columns(len(samples)), samples.items()):
         known = sample_class(path)
-        if column.button(f"Sample — {class_label(known)}" if known else name, key=f"sample_{name}",
+        if column.button(f"Sample — {class_label(known)}" if known else name, key=state.SAMPLE_PREFIX + name,
                          help=f"{name} from the dataset's Testing split", width="stretch"):
             set_scans({name: path.read_bytes()})
 
@@ -59,10 +65,10 @@ if len(files) > 1:
     table = predictions_frame(predictions.values())
     st.dataframe(predictions_display(table), hide_index=True, width="stretch")
     st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "brainscan_results.csv",
-                       "text/csv", key="download_csv")
-    if st.session_state.get(SCAN_KEY) not in predictions:
-        st.session_state[SCAN_KEY] = next(iter(predictions))
-    st.selectbox("Details for", list(predictions), key=SCAN_KEY)
+                       "text/csv", key=state.DOWNLOAD_CSV)
+    if st.session_state.get(state.SCAN) not in predictions:
+        st.session_state[state.SCAN] = next(iter(predictions))
+    st.selectbox("Details for", list(predictions), key=state.SCAN)
 
 name, data = selected_scan()
 if name not in predictions:

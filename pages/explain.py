@@ -4,16 +4,26 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import BrainScanError
-from core.explain import EXPLAINERS
-from core.figures import xai_curves
-from core.model_card import class_label
-from core.overlays import overlay_for
-from core.presentation import (content_hash, fit_for_display, format_probability, legend_html, legend_kind,
-                               scan_metrics_frame)
-from core.xai_metrics import METRICS
-from pages.compare_slider import comparison_slider
-from pages.shared import (SCAN_KEY, active_model, classify_cached, display_image, explanation_cached, model_input, notice,
-                          options_key, scan_metrics_cached, scans, selected_scan)
+from core.model.card import class_label
+from core.xai.explainers import EXPLAINERS
+from core.xai.metrics import METRICS
+from core.xai.overlays import overlay_for, overlay_kind
+from ui import state
+from ui.compare_slider import comparison_slider
+from ui.figures import xai_curves
+from ui.presentation import content_hash, fit_for_display, format_probability, legend_html, scan_metrics_frame
+from ui.services import (
+    active_model,
+    classify_cached,
+    display_image,
+    explanation_cached,
+    model_input,
+    notice,
+    options_key,
+    scan_metrics_cached,
+    scans,
+    selected_scan,
+)
 
 st.title("Explain the prediction")
 notice()
@@ -26,7 +36,7 @@ if selected_scan() is None:
     st.page_link("pages/classify.py", label="Go to Classify", icon=":material/radiology:")
     st.stop()
 if len(scans()) > 1:
-    st.selectbox("Scan", list(scans()), key=SCAN_KEY)
+    st.selectbox("Scan", list(scans()), key=state.SCAN)
 name, data = selected_scan()
 scan_id = content_hash(data)
 try:
@@ -39,14 +49,14 @@ except BrainScanError as exc:
 classes = list(card.class_names)
 target = st.selectbox("Explain the evidence for", classes, index=classes.index(prediction.predicted),
                       format_func=lambda c: f"{class_label(c)} ({format_probability(prediction.probabilities[c])})"
-                      + (" — predicted" if c == prediction.predicted else ""), key="explain_class")
+                      + (" — predicted" if c == prediction.predicted else ""), key=state.EXPLAIN_CLASS)
 class_index = classes.index(target)
 
 
 toggles = st.columns(len(EXPLAINERS) + 1)
 enabled = [m for column, (m, spec) in zip(toggles, EXPLAINERS.items())
-           if column.toggle(spec.label, value=True, key=f"toggle_{m}", help=spec.description)]
-alpha = toggles[-1].slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="overlay_alpha")
+           if column.toggle(spec.label, value=True, key=state.TOGGLE_PREFIX + m, help=spec.description)]
+alpha = toggles[-1].slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key=state.OVERLAY_ALPHA)
 if not enabled:
     st.info("Switch on at least one explanation method.")
     st.stop()
@@ -70,17 +80,17 @@ for column, (method, explanation) in zip(st.columns(len(overlays)), explanations
     spec = EXPLAINERS[method]
     with column:
         st.image(overlays[method], caption=f"{spec.label} · {explanation.seconds:.1f} s", width="stretch")
-        st.markdown(legend_html(legend_kind(explanation), class_label(target)), unsafe_allow_html=True)
+        st.markdown(legend_html(overlay_kind(explanation), class_label(target)), unsafe_allow_html=True)
         with st.expander("How to read it"):
             st.caption(spec.description)
-            if legend_kind(explanation) == "regions":
+            if overlay_kind(explanation) == "regions":
                 st.caption("Yellow lines mark the regions (superpixels) that were hidden and shown.")
             if explanation.note:
                 st.caption(explanation.note)
 
 st.subheader("Scan ↔ overlay")
 compare = st.selectbox("Overlay to compare with the scan", list(overlays), format_func=lambda m: EXPLAINERS[m].label,
-                       key="compare_method")
+                       key=state.COMPARE_METHOD)
 st.caption("Drag across the image: the scan on the left of the line, the overlay on the right.")
 comparison_slider(base, overlays[compare], "Scan", EXPLAINERS[compare].label)
 
@@ -88,9 +98,9 @@ st.subheader("How faithful are these maps for this scan?")
 st.caption("Deletion removes the most relevant pixels first (a faithful map makes the probability drop fast: lower "
            "AUC is better); insertion adds them to a blurred scan (a fast rise is better: higher AUC). "
            "Faithfulness correlation: do pixels with higher relevance change the prediction more?")
-if st.button("Measure faithfulness for this scan", key="measure"):
-    st.session_state["measure_for"] = (entry.key, scan_id, class_index)
-if st.session_state.get("measure_for") == (entry.key, scan_id, class_index):
+if st.button("Measure faithfulness for this scan", key=state.MEASURE):
+    st.session_state[state.MEASURE_FOR] = (entry.key, scan_id, class_index)
+if st.session_state.get(state.MEASURE_FOR) == (entry.key, scan_id, class_index):
     results = {}
     with st.spinner("Measuring deletion, insertion and faithfulness…"):
         for method, explanation in explanations.items():

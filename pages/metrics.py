@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.figures import confusion_heatmap, roc_curves, training_curves
-from core.model_registry import history_for, key_numbers
-from core.presentation import SPLIT_LABELS, comparison_frame, headline_frame, key_numbers_text, per_class_frame, xai_frame
-from core.reference import SPEC_RESULTS, SPEC_XAI, TARGETS
-from core.xai_eval import load_results
-from core.xai_metrics import SANITY_DESCRIPTION
-from pages.shared import available_models, notice, selected_entry
+from core.training.registry import history_for, key_numbers
+from core.xai.evaluation import load_results
+from core.xai.metrics import SANITY_DESCRIPTION
+from ui import state
+from ui.figures import confusion_heatmap, roc_curves, training_curves
+from ui.presentation import SPLIT_LABELS, comparison_frame, headline_frame, key_numbers_text, per_class_frame, xai_frame
+from ui.reference import SPEC_RESULTS, SPEC_XAI, TARGETS
+from ui.services import available_models, notice, selected_entry
 
 st.title("Model metrics")
 notice()
@@ -20,7 +21,7 @@ if current is None:
     st.stop()
 labels = {str(e.path): f"{e.label} ({e.source})" for e in entries}
 chosen = st.selectbox("Model", list(labels), index=list(labels).index(str(current.path)), format_func=labels.get,
-                      key="metrics_model")
+                      key=state.METRICS_MODEL)
 entry = next(e for e in entries if str(e.path) == chosen)
 card = entry.card
 if card is None:
@@ -43,7 +44,7 @@ else:
 
     st.subheader("Confusion matrices")
     normalised = st.segmented_control("Show", ["Counts", "Normalised by true class"], default="Counts",
-                                      key="confusion_mode") == "Normalised by true class"
+                                      key=state.CONFUSION_MODE) == "Normalised by true class"
     splits = [s for s in ("validation", "test", "test_leakage_free") if evaluation.get(s, {}).get("confusion_matrix")]
     for column, split in zip(st.columns(len(splits)), splits):
         with column:
@@ -53,7 +54,7 @@ else:
 
     st.subheader("Per class")
     split = st.segmented_control("Split", splits, default="test" if "test" in splits else splits[0],
-                                 format_func=SPLIT_LABELS.get, key="per_class_split") or "test"
+                                 format_func=SPLIT_LABELS.get, key=state.PER_CLASS_SPLIT) or "test"
     st.dataframe(per_class_frame(evaluation[split]), width="stretch")
     if evaluation[split].get("roc"):
         st.plotly_chart(roc_curves(evaluation[split]["roc"]), key="roc")
@@ -95,7 +96,7 @@ if len(entries) < 2:
     st.caption("Only one model is available; finished training runs appear here too.")
 else:
     pair = st.multiselect("Models", list(labels), default=list(labels)[:2], max_selections=2,
-                          format_func=labels.get, key="compare_models")
+                          format_func=labels.get, key=state.COMPARE_MODELS)
     cards = {labels[p]: e.card for p in pair for e in entries if str(e.path) == p and e.card is not None}
     if len(cards) == 2:
         st.dataframe(comparison_frame(cards), width="stretch")

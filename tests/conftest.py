@@ -29,7 +29,7 @@ def _finish_app_warm_ups():
     """A test that loads a model in the app ends when the app's background warm-up of the explainers
     has: TensorFlow work still running in a thread when the interpreter exits aborts it."""
     yield
-    shared = sys.modules.get("pages.shared")  # only the app starts warm-ups
+    shared = sys.modules.get("ui.services")  # only the app starts warm-ups
     for thread in threading.enumerate() if shared else []:
         if thread.name == shared.WARM_UP_THREAD:
             thread.join(300)
@@ -46,9 +46,9 @@ def tiny_model_dir(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory)
     """A TinyCNN (32 px) trained a few epochs on the synthetic data, saved with its model card."""
     import keras
 
-    from core.data import discover, load_samples
-    from core.model import build_model, feature_layer_name
-    from core.model_card import ModelCard
+    from core.data.discovery import discover, load_samples
+    from core.model.card import ModelCard
+    from core.model.factory import build_model, feature_layer_name
 
     keras.utils.set_random_seed(0)
     index = discover(tiny_dataset)
@@ -66,7 +66,7 @@ def tiny_model_dir(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: Path):
     """(model, card) loaded from tiny_model_dir."""
-    from core.model import load_model
+    from core.model.factory import load_model
 
     return load_model(tiny_model_dir)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import launcher
+from core.training import launcher
+from ui import state
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 300
@@ -34,26 +35,26 @@ def _app(secrets: dict | None = None) -> AppTest:
 
 
 def _fill_tiny_run(at: AppTest) -> None:
-    at.sidebar.selectbox(key="launch_backbone").set_value("TinyCNN")
-    at.sidebar.radio(key="launch_weights").set_value("none")
-    at.sidebar.number_input(key="launch_image_size").set_value(32)
-    at.sidebar.number_input(key="launch_batch_size").set_value(16)
-    at.sidebar.number_input(key="launch_epochs_scratch").set_value(2)
-    at.sidebar.number_input(key="launch_limit").set_value(8)
-    at.sidebar.text_input(key="launch_name").set_value("tiny ui run")
+    at.sidebar.selectbox(key=state.launch_key("backbone")).set_value("TinyCNN")
+    at.sidebar.radio(key=state.launch_key("weights")).set_value("none")
+    at.sidebar.number_input(key=state.launch_key("image_size")).set_value(32)
+    at.sidebar.number_input(key=state.launch_key("batch_size")).set_value(16)
+    at.sidebar.number_input(key=state.launch_key("epochs_scratch")).set_value(2)
+    at.sidebar.number_input(key=state.launch_key("limit")).set_value(8)
+    at.sidebar.text_input(key=state.launch_key("name")).set_value("tiny ui run")
 
 
 def test_launcher_starts_refuses_second_and_finishes(launcher_env, tiny_dataset):
     at = _app()
-    assert at.sidebar.text_input(key="launch_data").value == str(tiny_dataset)
+    assert at.sidebar.text_input(key=state.launch_key("data")).value == str(tiny_dataset)
     _fill_tiny_run(at)
-    at.button(key="launch_start").click().run()
+    at.button(key=state.launch_key("start")).click().run()
     assert not at.exception, at.exception
     assert any("Started training" in s.value for s in at.sidebar.success), [e.value for e in at.sidebar.error]
     lock = launcher.active_run(launcher_env)
     assert lock is not None and Path(lock["run_dir"]).name.endswith("tinycnn-tiny_ui_run")
 
-    at.button(key="launch_start").click().run()
+    at.button(key=state.launch_key("start")).click().run()
     assert any("already active" in e.value for e in at.sidebar.error)
     assert "launch_cancel" in _keys(at)
 
@@ -66,15 +67,15 @@ def test_launcher_starts_refuses_second_and_finishes(launcher_env, tiny_dataset)
     at.run()
     assert not at.exception, at.exception
     assert any("Finished" in s.value for s in at.sidebar.success)
-    picker = at.sidebar.selectbox(key="model_path")
+    picker = at.sidebar.selectbox(key=state.MODEL)
     assert "tiny ui run" in picker.options
     assert launcher.active_run(launcher_env) is None
 
 
 def test_launcher_failure_is_shown(launcher_env, tmp_path):
     at = _app()
-    at.sidebar.text_input(key="launch_data").set_value(str(tmp_path / "nowhere"))
-    at.button(key="launch_start").click().run()
+    at.sidebar.text_input(key=state.launch_key("data")).set_value(str(tmp_path / "nowhere"))
+    at.button(key=state.launch_key("start")).click().run()
     assert any("Training/ and Testing/" in e.value for e in at.sidebar.error)
     assert launcher.active_run(launcher_env) is None
 
@@ -82,10 +83,10 @@ def test_launcher_failure_is_shown(launcher_env, tmp_path):
 def test_launcher_hidden_behind_password(launcher_env):
     at = _app({"launcher_password": "s3cret"})
     assert "launch_start" not in _keys(at)
-    at.sidebar.text_input(key="launcher_password_input").set_value("wrong").run()
+    at.sidebar.text_input(key=state.LAUNCHER_PASSWORD).set_value("wrong").run()
     assert any("Wrong password" in e.value for e in at.sidebar.error)
     assert "launch_start" not in _keys(at)
-    at.sidebar.text_input(key="launcher_password_input").set_value("s3cret").run()
+    at.sidebar.text_input(key=state.LAUNCHER_PASSWORD).set_value("s3cret").run()
     assert "launch_start" in _keys(at)
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import figures, presentation
-from core import run_files as rf
-from core.model_card import load_card
-from core.model_registry import history_for, key_numbers, list_models, model_mtime, sample_scans
-from core.predict import Prediction
-from core.reference import SPEC_RESULTS
+from core.model.card import load_card
+from core.model.inference import Prediction
+from core.training import run_files as rf
+from core.training.registry import history_for, key_numbers, list_models, model_mtime, sample_scans
+from ui import figures, presentation
+from ui.reference import SPEC_RESULTS
 
 EVALUATION = {
     "test": {"n": 10, "accuracy": 0.9, "loss": 0.3, "macro_f1": 0.85, "cohen_kappa": 0.8, "macro_auc": 0.97,
@@ -147,14 +147,28 @@ def test_probability_wording_never_claims_certainty():
 
 
 def test_legends_match_overlay_kinds():
-    from core.explain.base import Explanation
+    from core.xai.explainers.base import Explanation
 
     def make(signed, extras=None):
         return Explanation("m", np.zeros((4, 4), np.float32), 0, {}, 0.1, signed, "", extras or {})
 
-    assert presentation.legend_kind(make(False)) == "heatmap"
-    assert presentation.legend_kind(make(True)) == "signed"
-    assert presentation.legend_kind(make(False, {"segments": 1, "signed_map": 2})) == "regions"
+    from core.xai import overlays
+
+    rng = np.random.default_rng(0)
+    scan = rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)
+    heat = make(False)
+    heat.map = rng.random((4, 4)).astype(np.float32)
+    signed = make(True)
+    signed.map = rng.normal(size=(4, 4)).astype(np.float32)
+    segments = np.repeat(np.arange(2), 8).reshape(4, 4)
+    regions = make(False, {"segments": segments, "signed_map": np.where(segments == 0, -1.0, 1.0)})
+    cases = {"heatmap": (heat, overlays.heatmap_overlay(scan, heat.map, 0.5)),
+             "signed": (signed, overlays.signed_overlay(scan, signed.map, 0.5)),
+             "regions": (regions, overlays.region_overlay(scan, regions.extras["signed_map"], 0.5, segments))}
+    for kind, (explanation, expected) in cases.items():
+        assert overlays.overlay_kind(explanation) == kind
+        assert kind in presentation.LEGENDS
+        np.testing.assert_array_equal(overlays.overlay_for(explanation, scan, 0.5), expected)
     html = presentation.legend_html("signed", "Glioma")
     assert "against Glioma" in html and "for Glioma" in html and "rgb(220,30,30)" in html
     assert "region against Glioma" in presentation.legend_html("regions", "Glioma")
@@ -168,8 +182,8 @@ def test_fit_for_display_only_shrinks():
 
 
 def test_scan_metrics_and_comparison_frames(tiny_model_dir):
-    from core.xai_metrics import METRICS
-    from core.xai_metrics.base import MetricResult
+    from core.xai.metrics import METRICS
+    from core.xai.metrics.base import MetricResult
 
     results = {"Score-CAM": {"deletion_auc": MetricResult(0.123456, None, False),
                              "insertion_auc": MetricResult(0.7, None, True)}}
@@ -185,7 +199,7 @@ def test_scan_metrics_and_comparison_frames(tiny_model_dir):
 
 
 def test_sample_class_from_file_name():
-    from core.model_registry import sample_class
+    from core.training.registry import sample_class
 
     assert sample_class(Path("Te-gl_0014.jpg")) == "glioma"
     assert sample_class(Path("Te-no_0229.jpg")) == "notumor"

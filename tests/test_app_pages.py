@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import run_files as rf
-from core.model_card import CARD_FILE, class_label, load_card
-from core.model_registry import sample_scans
-from core.predict import classify
-from core.presentation import format_probability
-from core.xai_eval import save_results
+from core.model.card import class_label, load_card
+from core.model.inference import classify
+from core.training import run_files as rf
+from core.training.registry import sample_scans
+from core.xai.evaluation import save_results
+from ui import state
+from ui.presentation import format_probability
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 180
@@ -52,7 +53,7 @@ def test_sample_scan_is_classified(app_env, tiny_model):
     sample = sample_scans()[0]
     expected = classify(*tiny_model, sample)
     at = _app()
-    at.button(key=f"sample_{sample.name}").click().run()
+    at.button(key=state.SAMPLE_PREFIX + sample.name).click().run()
     assert not at.exception, at.exception
     assert class_label(expected.predicted) in _markdown(at)
     assert f"{format_probability(expected.confidence)} probability" in _markdown(at)
@@ -64,7 +65,7 @@ def test_sample_scan_is_classified(app_env, tiny_model):
 def test_several_uploads_give_a_table_and_csv(app_env, tiny_model):
     files = [(p.name, p.read_bytes(), "image/jpeg") for p in sample_scans()[:3]]
     at = _app()
-    at.file_uploader(key="uploads").set_value(files).run()
+    at.file_uploader(key=state.UPLOADS).set_value(files).run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert list(table["file"]) == [f[0] for f in files]
@@ -76,7 +77,7 @@ def test_several_uploads_give_a_table_and_csv(app_env, tiny_model):
 
 def test_unreadable_upload_shows_an_error_not_a_traceback(app_env):
     at = _app()
-    at.file_uploader(key="uploads").set_value(("broken.png", b"not an image", "image/png")).run()
+    at.file_uploader(key=state.UPLOADS).set_value(("broken.png", b"not an image", "image/png")).run()
     assert not at.exception
     assert any("broken.png" in e.value for e in at.error)
 
@@ -87,15 +88,15 @@ def _overlay_labels(at: AppTest) -> list[str]:
 
 def test_explain_page_toggles_methods(app_env):
     at = _app()
-    at.button(key=f"sample_{sample_scans()[0].name}").click().run()
+    at.button(key=state.SAMPLE_PREFIX + sample_scans()[0].name).click().run()
     at.switch_page("pages/explain.py").run()
     assert not at.exception, at.exception
     assert _overlay_labels(at) == ["Score-CAM", "SHAP", "LIME"]
-    at.toggle(key="toggle_shap").set_value(False).run()
+    at.toggle(key=state.TOGGLE_PREFIX + "shap").set_value(False).run()
     assert _overlay_labels(at) == ["Score-CAM", "LIME"]
-    at.toggle(key="toggle_shap").set_value(True).run()
+    at.toggle(key=state.TOGGLE_PREFIX + "shap").set_value(True).run()
     assert _overlay_labels(at) == ["Score-CAM", "SHAP", "LIME"]
-    at.button(key="measure").click().run()
+    at.button(key=state.MEASURE).click().run()
     assert not at.exception, at.exception
     metrics = at.dataframe[0].value
     assert list(metrics.index) == ["Score-CAM", "SHAP", "LIME"]
@@ -106,7 +107,7 @@ def test_explain_page_uses_the_model_folders_shap_background(app_env, tiny_model
     """The app explains as the CLI and the evaluation do: SHAP against the background cached with the model."""
     import numpy as np
 
-    from core.explain.background import save_background
+    from core.xai.explainers.background import save_background
 
     model_dir = app_env / "model-with-background"
     shutil.copytree(tiny_model_dir, model_dir)
@@ -114,7 +115,7 @@ def test_explain_page_uses_the_model_folders_shap_background(app_env, tiny_model
     save_background(model_dir, np.full((4, size, size, 3), 60, np.uint8))
     monkeypatch.setenv("BRAINSCAN_MODEL", str(model_dir))
     at = _app()
-    at.button(key=f"sample_{sample_scans()[0].name}").click().run()
+    at.button(key=state.SAMPLE_PREFIX + sample_scans()[0].name).click().run()
     at.switch_page("pages/explain.py").run()
     assert not at.exception, at.exception
     notes = "\n".join(c.value for c in at.caption)
@@ -138,7 +139,7 @@ XAI_RESULTS = {
 @pytest.fixture
 def evaluated_model(tiny_model_dir, tiny_dataset, tmp_path, tiny_model):
     """A copy of the tiny model whose card holds a real evaluation and whose folder holds a history."""
-    from core.model_eval import evaluate_loaded_model
+    from core.evaluation.evaluate import evaluate_loaded_model
 
     out = tmp_path / "evaluated"
     shutil.copytree(tiny_model_dir, out)
@@ -165,7 +166,7 @@ def test_dashboard_renders_confusion_matrices(app_env, evaluated_model, monkeypa
     assert heatmaps[1]["data"][0]["z"] == evaluation["test"]["confusion_matrix"]
     headline = at.dataframe[0].value
     assert headline.loc["Accuracy"].iloc[1].startswith(f"{evaluation['test']['accuracy']:.4f}")
-    at.segmented_control(key="confusion_mode").set_value("Normalised by true class").run()
+    at.segmented_control(key=state.CONFUSION_MODE).set_value("Normalised by true class").run()
     z = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]["z"]
     assert all(abs(sum(row) - 1) < 1e-9 for row in z if sum(row))
     assert any(c["data"][0].get("name", "").startswith("training") for c in charts)
@@ -197,3 +198,13 @@ def test_reruns_keep_the_keras_session(app_env, monkeypatch):
     assert not at.exception, at.exception
     assert cleared == []
     assert plt.get_fignums() == []
+
+
+@pytest.mark.parametrize("page", ["pages/explain.py", "pages/metrics.py"])
+def test_every_page_runs_inside_app_py_with_its_sidebar(app_env, page):
+    """The reason for app.py's url_paths: a page whose URL hash equals a `pages/` file's hash would run alone,
+    without app.py's sidebar (model picker, launcher). Checked on every page switched to."""
+    at = _app()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert "Active model" in [s.label for s in at.sidebar.selectbox]

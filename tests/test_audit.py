@@ -6,8 +6,8 @@ import shutil
 import cv2
 import numpy as np
 
-from core.audit import LEAKAGE_FREE_FILE, audit, write_report
-from core.data import discover
+from core.data.audit import LEAKAGE_FREE_FILE, audit, write_report
+from core.data.discovery import discover
 
 
 def _distinct_dataset(root, n_train: int = 6, n_test: int = 4, seed: int = 5):

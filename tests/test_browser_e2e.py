@@ -7,77 +7,35 @@ installs Chromium.
 """
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 
-from core.model_card import class_label
-from core.model_registry import sample_scans
-from core.predict import classify
-from core.presentation import format_probability
+from core.model.card import class_label
+from core.model.inference import classify
+from core.training.registry import sample_scans
+from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, REPO, streamlit_app, wait_healthy
 from tests.test_app_pages import evaluated_model  # noqa: F401 (fixture)
+from ui.presentation import format_probability
 
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path(os.environ.get("BRAINSCAN_CHROMIUM", "/usr/bin/chromium"))
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(),
                                  reason=f"Chromium not found at {CHROMIUM}: run .ci/browser-deps.sh "
                                         "(apt-get install chromium)")]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 90_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float = 60) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited early:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"streamlit did not become healthy in {seconds:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture
 def server(evaluated_model, tmp_path):
     """`streamlit run app.py` on a free localhost port, pointed at the tiny model and an empty runs folder."""
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    port = _free_port()
     log = tmp_path / "streamlit.log"
-    env = {**os.environ, "BRAINSCAN_MODEL": str(evaluated_model), "BRAINSCAN_RUNS": str(tmp_path / "runs"),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, log)
-        yield url
-    finally:
-        process.terminate()
+    env = {"BRAINSCAN_MODEL": str(evaluated_model), "BRAINSCAN_RUNS": str(tmp_path / "runs")}
+    with open(log, "wb") as out, streamlit_app(env, out, wait=False) as (url, process):
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            wait_healthy(url, process, 60)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
+        yield url
 
 
 def test_upload_classify_explain_in_chromium(server, tiny_model):

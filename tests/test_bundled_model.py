@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from core.model import default_model_dir, load_model
-from core.model_card import load_card
-from core.predict import classify
+from core.model.card import load_card
+from core.model.factory import default_model_dir, load_model
+from core.model.inference import classify
 from tests.conftest import REPO
 
 BUNDLED = REPO / "assets" / "models" / "default"
@@ -57,3 +57,22 @@ def test_cli_evaluate_reproduces_the_model_card(real_data):
     for part in ("test", "test_leakage_free", "validation"):
         assert measured[part]["accuracy"] == pytest.approx(card.evaluation[part]["accuracy"], abs=1e-9)
         assert measured[part]["n"] == card.evaluation[part]["n"]
+
+
+def test_one_inference_path_agrees_with_keras_predict_on_real_scans():
+    """Classification, evaluation, explainers and XAI metrics all call `predict_proba`; it must give what
+    Keras' own `model.predict` gives on real scans, and `classify` must be the same numbers."""
+    import numpy as np
+
+    from core.io.images import load_for_model
+    from core.model.inference import predict_proba
+
+    model, card = load_model(BUNDLED)
+    samples = sorted((REPO / "assets" / "samples").glob("Te-*.jpg"))
+    images = np.stack([load_for_model(p, card.image_size) for p in samples])
+    ours = predict_proba(model, images)
+    reference = model.predict(images, verbose=0)
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+    for path, row in zip(samples, ours):
+        result = classify(model, card, path)
+        np.testing.assert_allclose([result.probabilities[c] for c in card.class_names], row, atol=1e-5)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.data import discover, file_hash, load_samples, make_splits
+from core.data.discovery import discover, file_hash, load_samples, make_splits
 from core.errors import DataLayoutError
-from core.images import load_for_model
+from core.io.images import load_for_model
 from tests.synthetic import CLASSES, write_dataset
 
 
@@ -87,7 +87,7 @@ def test_unreadable_images_are_skipped_counted_and_reported(tmp_path):
 
 
 def test_training_and_inference_tensors_are_identical(tiny_dataset):
-    from core.training import make_dataset
+    from core.training.loop import make_dataset
 
     index = discover(tiny_dataset)
     samples = index.splits["Testing"][:5]
@@ -98,7 +98,7 @@ def test_training_and_inference_tensors_are_identical(tiny_dataset):
 
 
 def test_augmentation_changes_images_but_keeps_shape_and_range(tiny_dataset):
-    from core.training import make_dataset
+    from core.training.loop import make_dataset
 
     loaded = load_samples(discover(tiny_dataset).splits["Training"][:8], 32)
     batch, labels = next(iter(make_dataset(loaded.images, loaded.labels, 4, 8, training=True, seed=0)))

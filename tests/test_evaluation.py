@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.evaluation import bootstrap_ci, compute_metrics, specificity_per_class
+from core.evaluation.metrics import bootstrap_ci, compute_metrics, specificity_per_class
 
 CLASSES = ["a", "b", "c"]
 Y = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 2])

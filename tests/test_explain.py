@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from core.errors import ExplainError
-from core.explain import EXPLAINERS, explain
+from core.xai.explainers import EXPLAINERS, explain
 from tests.xai_fixtures import SIZE, image, model, no_pool_model, region_image, region_mask  # noqa: F401
 
 METHODS = list(EXPLAINERS)
@@ -32,7 +32,7 @@ def test_most_mass_lies_in_the_region_that_drives_the_output(explanations, metho
 
 @pytest.mark.parametrize("method", METHODS)
 def test_fidelity_beats_the_random_map(model, image, explanations, method):
-    from core.xai_metrics import evaluate_map, random_map
+    from core.xai.metrics import evaluate_map, random_map
 
     options = {"metrics": ["deletion_auc", "insertion_auc"], "insertion_baseline": "black"}  # blur keeps the mean
     ours = evaluate_map(model, image, explanations[method].map, 0, **options)
@@ -95,12 +95,12 @@ def test_class_index_out_of_range_names_the_value(model, image):
 
 
 def test_shap_uses_deep_explainer_where_it_can_and_says_why_not_elsewhere(model, image, explanations):
-    from core.explain.shap_method import deep_unsupported_reason
+    from core.xai.explainers.shap_method import deep_unsupported_reason
 
     assert explanations["shap"].extras["explainer"] == "deep"
     assert "DeepExplainer" in explanations["shap"].note
     assert deep_unsupported_reason(model) == ""
-    from core.model import build_model
+    from core.model.factory import build_model
 
     tiny_b0 = build_model(4, 32, "EfficientNetB0", None)
     assert "DepthwiseConv2D" in deep_unsupported_reason(tiny_b0)
@@ -119,7 +119,7 @@ def test_lime_keeps_signed_region_weights(explanations):
 
 
 def test_faster_scorecam_keeps_the_highest_variance_channels():
-    from core.explain.scorecam import select_channels
+    from core.xai.explainers.scorecam import select_channels
 
     acts = np.zeros((4, 4, 5), np.float32)
     acts[..., 1] = np.arange(16).reshape(4, 4)
@@ -145,7 +145,7 @@ def test_scorecam_matches_tf_keras_vis():
 def test_scorecam_upsampling_matches_opencv_bilinear():
     import cv2
 
-    from core.explain.scorecam import upsample
+    from core.xai.explainers.scorecam import upsample
 
     maps = np.random.default_rng(0).random((4, 5, 300)).astype(np.float32)
     expected = np.concatenate([cv2.resize(np.ascontiguousarray(maps[..., i:i + 100]), (32, 32))
@@ -154,7 +154,7 @@ def test_scorecam_upsampling_matches_opencv_bilinear():
 
 
 def test_scorecam_cic_falls_back_to_scores_when_every_channel_hurts(monkeypatch, model, image):
-    import core.explain.scorecam as sc
+    import core.xai.explainers.scorecam as sc
 
     monkeypatch.setattr(sc, "_weights", lambda *a: -np.ones(len(a[3])))
     result = explain(model, image, "scorecam", 0, weighting="cic")
@@ -165,7 +165,7 @@ def test_shap_gradient_equals_shaps_own_for_every_class(model, image):
     """Our GradientExplainer shares one traced gradient across classes; the values must be shap's."""
     import shap
 
-    from core.explain.background import fallback_background
+    from core.xai.explainers.background import fallback_background
 
     background = fallback_background(image)
     reference = shap.GradientExplainer(model, background, batch_size=50)
@@ -178,7 +178,7 @@ def test_shap_gradient_equals_shaps_own_for_every_class(model, image):
 
 
 def test_warm_up_runs_every_method_and_changes_no_result(model, image):
-    from core.explain import warm_up
+    from core.xai.explainers import warm_up
 
     before = {m: explain(model, image, m, 1, **FAST[m]).map for m in METHODS}
     seconds = warm_up(model)

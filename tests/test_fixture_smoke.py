@@ -1,7 +1,7 @@
 import numpy as np
 
-from core.images import load_for_model
-from core.predict import predict_proba
+from core.io.images import load_for_model
+from core.model.inference import predict_proba
 
 
 def test_tiny_model_learns_synthetic_classes(tiny_model, tiny_dataset):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.errors import ImageDecodeError
-from core.images import load_for_model, preprocess, read_image
+from core.io.images import load_for_model, preprocess, read_image
 
 
 def _encode(array: np.ndarray, ext: str) -> bytes:

@@ -1,4 +1,4 @@
-"""core.launcher: command line, lock file (one active run, stale locks), status of dead runs, cancel."""
+"""core.training.launcher: command line, lock file (one active run, stale locks), status of dead runs, cancel."""
 from __future__ import annotations
 
 import json
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core import launcher
-from core import run_files as rf
 from core.errors import TrainingConfigError
-from core.training import TrainConfig
+from core.training import launcher
+from core.training import run_files as rf
+from core.training.loop import TrainConfig
 
 
 def _dead_pid() -> int:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from core.errors import ModelNotFoundError, TrainingConfigError
-from core.model import build_model, feature_layer_name, head_layer_names, load_model, resolve_weights
-from core.model_card import ModelCard
+from core.model.card import ModelCard
+from core.model.factory import build_model, feature_layer_name, head_layer_names, load_model, resolve_weights
 
 
 def test_efficientnet_is_flat_and_feature_map_reachable():
@@ -74,7 +74,7 @@ def test_broken_model_folders_give_clear_errors(tmp_path, breakage, message):
 
 
 def test_mixed_precision_run_exports_a_float32_model(tiny_dataset, tmp_path):
-    from core.training import TrainConfig, train
+    from core.training.loop import TrainConfig, train
 
     config = TrainConfig(data=str(tiny_dataset), backbone="TinyCNN", weights="none", image_size=32, batch_size=8,
                          epochs_scratch=1, limit_per_class=3, precision="mixed_bfloat16")

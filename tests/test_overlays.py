@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.explain.base import Explanation
-from core import overlays
+from core.xai import overlays
+from core.xai.explainers.base import Explanation
 
 IMAGE = np.full((16, 16, 3), 100, np.uint8)
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core import run_files as rf
 from core.errors import TrainingConfigError
-from core.model import load_model
-from core.training import TrainConfig, plan_phases, train
+from core.model.factory import load_model
+from core.training import run_files as rf
+from core.training.loop import TrainConfig, plan_phases, train
 from tests.conftest import REPO
 
 TINY = ["--backbone", "TinyCNN", "--weights", "none", "--image-size", "32", "--batch-size", "4",

@@ -60,7 +60,7 @@ def test_explain_a_bad_file_prints_error_and_fails(tiny_model_dir, tmp_path, cap
 
 
 def test_xai_eval_writes_the_dashboard_schema(tiny_model_dir, tiny_dataset, tmp_path, capsys, monkeypatch):
-    from core.xai_eval import load_results
+    from core.xai.evaluation import load_results
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
@@ -98,7 +98,7 @@ def test_xai_eval_rejects_a_model_whose_classes_differ(tiny_model_dir, tmp_path,
 
 
 def test_load_results_is_none_without_an_evaluation(tmp_path):
-    from core.xai_eval import load_results
+    from core.xai.evaluation import load_results
 
     assert load_results(tmp_path) is None
 
@@ -106,7 +106,7 @@ def test_load_results_is_none_without_an_evaluation(tmp_path):
 def test_folder_options_give_shap_the_cached_background_only(tiny_model_dir, tmp_path):
     import numpy as np
 
-    from core.explain.background import folder_options, save_background
+    from core.xai.explainers.background import folder_options, save_background
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.errors import ExplainError
-from core.xai_metrics import METRICS, evaluate_map, gaussian_map, random_map
+from core.xai.metrics import METRICS, evaluate_map, gaussian_map, random_map
 from tests.xai_fixtures import SIZE, image, model, region_mask  # noqa: F401 (fixtures)
 
 
@@ -95,7 +95,7 @@ def test_reference_maps():
 
 
 def test_sanity_copy_reinitialises_head_and_top_layers_only(model, image):
-    from core.xai_metrics.sanity import randomised_copy, rank_correlation
+    from core.xai.metrics.sanity import randomised_copy, rank_correlation
 
     copy = randomised_copy(model, seed=0, top_backbone_layers=1)
     assert not np.allclose(copy.get_layer("predictions").get_weights()[0], model.get_layer("predictions").get_weights()[0])
@@ -109,7 +109,7 @@ def test_sanity_copy_reinitialises_head_and_top_layers_only(model, image):
 
 
 def test_mean_ci_is_a_t_interval_and_ignores_undefined_values():
-    from core.xai_eval import mean_ci
+    from core.xai.evaluation import mean_ci
 
     out = mean_ci([1.0, 2.0, 3.0, float("nan")])
     assert out["mean"] == 2.0 and out["n"] == 3

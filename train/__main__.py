@@ -13,15 +13,16 @@ from dataclasses import fields
 from pathlib import Path
 
 from core.errors import BrainScanError
-from core.model import BACKBONES
-from core.training import RESUME_OVERRIDES, TrainConfig, train
+from core.model.factory import BACKBONES
+from core.training.loop import RESUME_OVERRIDES, TrainConfig, train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = TrainConfig(data="")
     p = argparse.ArgumentParser(prog="python -m train", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA"), help="dataset root (Training/, Testing/); or BRAINSCAN_DATA")
+    p.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA"),
+                   help="dataset root (Training/, Testing/); or BRAINSCAN_DATA")
     p.add_argument("--run-dir", help="run folder (default runs/<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint "
                    "(--epochs-* given with it change the run's length)")
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _mark_failed(args: argparse.Namespace, exc: BaseException) -> None:
-    from core import run_files as rf
+    from core.training import run_files as rf
 
     run_dir = Path(args.resume or args.run_dir or "")
     if args.resume or args.run_dir:

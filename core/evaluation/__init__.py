@@ -1,0 +1,1 @@
+"""Classification metrics and the evaluation of a model on a dataset's validation and test splits."""

@@ -1,0 +1,37 @@
+"""Evaluate a model on a dataset: validation, full test split and the leakage-free test subset."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from core.data.audit import audit
+from core.data.discovery import discover_for_model, limit_per_class, load_samples, make_splits
+from core.evaluation.metrics import compute_metrics
+from core.model.card import ModelCard
+from core.model.inference import predict_proba
+
+log = logging.getLogger("brainscan.eval")
+
+
+def evaluate_loaded_model(model: Any, card: ModelCard, data: str, protocol: str = "default", seed: int = 42,
+                          val_fraction: float = 0.1, per_class: int = 0,
+                          progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Metrics on validation, test and leakage-free test, with the audit summary and skipped files."""
+    index = discover_for_model(data, card.class_names)
+    splits = make_splits(index, protocol, val_fraction, seed)
+    splits = {k: limit_per_class(v, per_class) for k, v in splits.items()}
+    report = audit(index, progress=(lambda i, n: progress("audit", i, n)) if progress else None)
+    leaky = report.leaky
+    results: dict[str, Any] = {"protocol": protocol, "seed": seed, "audit": report.summary()}
+    for part in ("validation", "test"):
+        loaded = load_samples(splits[part], card.image_size)
+        proba = predict_proba(model, loaded.images,
+                              progress=(lambda i, n, p=part: progress(p, i, n)) if progress else None)
+        results[part] = compute_metrics(loaded.labels, proba, card.class_names, seed=seed)
+        results[part]["skipped"] = loaded.skipped
+        if part == "test":
+            keep = [i for i, s in enumerate(loaded.samples) if s.relpath not in leaky]
+            results["test_leakage_free"] = compute_metrics(loaded.labels[keep], proba[keep], card.class_names, seed=seed)
+        log.info("%s: accuracy %.4f macro-F1 %.4f", part, results[part]["accuracy"], results[part]["macro_f1"])
+    return results

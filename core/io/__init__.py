@@ -1,0 +1,1 @@
+"""Images in: decoding files (JPEG, PNG, BMP, TIFF, DICOM) and the one preprocessing function. Lowest layer."""

@@ -1,0 +1,474 @@
+"""The training loop: two-phase transfer learning or a from-scratch recipe, resumable, observable.
+
+Every run writes a run folder: config.json, train.log, history.json, status.json (updated during
+each epoch, polled by the app), checkpoints/ (last.keras with optimiser state, best.weights.h5 by
+validation accuracy, state.json) and, at the end, model/ with model.keras + model_card.json.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shlex
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.data.discovery import discover, fingerprint, limit_per_class, load_samples, make_splits
+from core.errors import TrainingConfigError
+from core.model.card import ModelCard
+from core.model.factory import BACKBONES, DEFAULT_BACKBONE, build_model, feature_layer_name, resolve_weights
+from core.training import run_files as rf
+
+log = logging.getLogger("brainscan.train")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved as config.json and in the model card."""
+
+    data: str
+    backbone: str = DEFAULT_BACKBONE
+    weights: str = "imagenet"
+    image_size: int = 224
+    batch_size: int = 32
+    epochs_head: int = 12
+    epochs_finetune: int = 8
+    lr_head: float = 1e-3
+    lr_finetune: float = 1e-5
+    unfreeze_top: int = 30
+    epochs_scratch: int = 40
+    lr_scratch: float = 2e-3
+    warmup_epochs: int = 2
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    patience: int = 8
+    protocol: str = "default"
+    val_fraction: float = 0.1
+    seed: int = 42
+    limit_per_class: int = 0
+    precision: str = "auto"
+    name: str = ""
+    command: str = field(default_factory=lambda: command_line())
+
+
+def command_line() -> str:
+    """The command that started this process, as a user would type it."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(os.path.join("train", "__main__.py")):
+        return shlex.join(["python", "-m", "train", *argv[1:]])
+    return shlex.join(["python", *argv])
+
+
+@dataclass
+class Phase:
+    """One stage of training: which layers learn, with which optimiser and learning rate."""
+
+    name: str
+    epochs: int
+    lr: float
+    trainable: str
+    optimizer: str
+    schedule: str
+
+
+def plan_phases(config: TrainConfig) -> list[Phase]:
+    """ImageNet/local weights: frozen-backbone head phase then top-N fine-tuning (Adamax, as specified).
+    No weights: one phase with every layer trainable, AdamW with warm-up and cosine decay."""
+    if resolve_weights(config.weights) is None:
+        return [Phase("scratch", config.epochs_scratch, config.lr_scratch, "all", "adamw", "cosine")]
+    phases = [Phase("head", config.epochs_head, config.lr_head, "head", "adamax", "plateau")]
+    if config.epochs_finetune > 0:
+        phases.append(Phase("finetune", config.epochs_finetune, config.lr_finetune,
+                            f"top{config.unfreeze_top}", "adamax", "plateau"))
+    return phases
+
+
+def validate(config: TrainConfig) -> None:
+    """Reject impossible options with a message before any work starts."""
+    if config.backbone not in BACKBONES:
+        raise TrainingConfigError(f"Unknown backbone '{config.backbone}'. Choose one of: {', '.join(BACKBONES)}.")
+    if config.image_size < 32 or config.batch_size < 1:
+        raise TrainingConfigError("image_size must be >= 32 and batch_size >= 1.")
+    if config.precision not in ("auto", "float32", "mixed_float16", "mixed_bfloat16"):
+        raise TrainingConfigError("precision must be auto, float32, mixed_float16 or mixed_bfloat16.")
+    resolve_weights(config.weights)
+    if sum(p.epochs for p in plan_phases(config)) < 1:
+        raise TrainingConfigError("At least one epoch is needed.")
+
+
+def _set_trainable(model: Any, trainable: str) -> None:
+    from keras import layers
+
+    names = [layer.name for layer in model.layers]
+    first_head = names.index(feature_layer_name(model)) + 1
+    backbone = model.layers[1:first_head]
+    if trainable == "all":
+        for layer in model.layers:
+            layer.trainable = True
+        return
+    for layer in backbone:
+        layer.trainable = False
+    if trainable.startswith("top"):
+        for layer in backbone[-int(trainable[3:]):]:
+            if not isinstance(layer, layers.BatchNormalization):
+                layer.trainable = True
+    for layer in model.layers[first_head:]:
+        layer.trainable = True
+
+
+def _optimizer(phase: Phase, config: TrainConfig, steps_per_epoch: int) -> Any:
+    import keras
+
+    if phase.schedule == "cosine":
+        warmup = min(config.warmup_epochs * steps_per_epoch, max(phase.epochs * steps_per_epoch - 1, 0))
+        decay_steps = max(phase.epochs * steps_per_epoch - warmup, 1)
+        if warmup:
+            lr: Any = keras.optimizers.schedules.CosineDecay(phase.lr * 0.1, decay_steps, alpha=0.01,
+                                                            warmup_target=phase.lr, warmup_steps=warmup)
+        else:
+            lr = keras.optimizers.schedules.CosineDecay(phase.lr, decay_steps, alpha=0.01)
+    else:
+        lr = phase.lr
+    if phase.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=config.weight_decay)
+    return keras.optimizers.Adamax(learning_rate=lr)
+
+
+def _compile(model: Any, phase: Phase, config: TrainConfig, steps_per_epoch: int, jit: bool,
+             optimizer: Any = None) -> None:
+    import keras
+
+    model.compile(optimizer=optimizer or _optimizer(phase, config, steps_per_epoch),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                  metrics=["accuracy"], jit_compile=jit)
+
+
+def _continue_cosine(model: Any, phase: Phase, config: TrainConfig, done_epochs: int, steps: int, jit: bool) -> None:
+    """After a change of length: a fresh cosine from the current learning rate over the epochs left."""
+    import keras
+
+    current = float(np.asarray(model.optimizer.learning_rate))
+    remaining = max((phase.epochs - done_epochs) * steps, 1)
+    schedule = keras.optimizers.schedules.CosineDecay(current, remaining, alpha=min(0.01 * phase.lr / current, 1.0))
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+    _compile(model, phase, config, steps, jit, optimizer)
+    log.info("phase %s now %d epochs: cosine from lr %.2e over the %d epochs left", phase.name, phase.epochs,
+             current, phase.epochs - done_epochs)
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
+                 training: bool, seed: int) -> Any:
+    """tf.data over in-memory uint8 scans (the cache): shuffle, batch, augment on graph, prefetch."""
+    import tensorflow as tf
+
+    from core.training.augment import random_affine
+
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if training:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def to_model(x: Any, y: Any) -> Any:
+        x = tf.cast(x, tf.float32)
+        if training:
+            x = random_affine(x)
+        return x, tf.one_hot(y, num_classes)
+
+    return ds.map(to_model, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _precision_policy(config: TrainConfig, gpus: list) -> str:
+    if config.precision != "auto":
+        return config.precision
+    return "mixed_float16" if gpus else "float32"
+
+
+class _Cancel:
+    """Set by SIGTERM/SIGINT or by a CANCEL file in the run folder."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.flag = False
+
+    def __call__(self, *_: Any) -> None:
+        self.flag = True
+
+    def requested(self) -> bool:
+        return self.flag or (self.run_dir / rf.CANCEL_FILE).exists()
+
+
+def _save_atomically(save: Any, path: Path) -> None:
+    """Write via a temporary file and rename, so a kill mid-save never corrupts a checkpoint."""
+    tmp = path.with_name("tmp-" + path.name)
+    save(tmp)
+    os.replace(tmp, path)
+
+
+def _monitor_class() -> Any:
+    import keras
+
+    class RunMonitor(keras.callbacks.Callback):
+        """Writes status/history/checkpoints each epoch and progress during it; honours cancel."""
+
+        def __init__(self, run_dir: Path, phase_index: int, phases: list[Phase], state: dict, cancel: _Cancel,
+                     steps_per_epoch: int):
+            super().__init__()
+            self.run_dir, self.phase_index, self.phases = run_dir, phase_index, phases
+            self.state, self.cancel, self.steps = state, cancel, steps_per_epoch
+            self.last_write = 0.0
+            self.epoch_start = time.time()
+
+        def _remaining_epochs(self, epoch_in_phase: int) -> int:
+            phase = self.phases[self.phase_index]
+            later = sum(p.epochs for p in self.phases[self.phase_index + 1:])
+            return phase.epochs - epoch_in_phase + later
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.epoch_start = time.time()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if self.cancel.requested():
+                self.model.stop_training = True
+                self.state["cancelled"] = True
+            now = time.time()
+            if now - self.last_write > 2.0:
+                self.last_write = now
+                seconds_per_batch = (now - self.epoch_start) / (batch + 1)
+                rf.update_status(self.run_dir, state="running", batch=batch + 1, batches=self.steps,
+                                 batch_metrics={k: float(v) for k, v in (logs or {}).items()},
+                                 epoch_progress=(batch + 1) / self.steps)
+                if self.state.get("epoch_seconds") is None:
+                    remaining = self._remaining_epochs(self.state["epoch"]) * self.steps - (batch + 1)
+                    rf.update_status(self.run_dir, eta_seconds=remaining * seconds_per_batch)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            seconds = time.time() - self.epoch_start
+            phase = self.phases[self.phase_index]
+            self.state["epoch"] = epoch + 1
+            self.state["global_epoch"] += 1
+            self.state["epoch_seconds"] = seconds
+            lr = self.model.optimizer.learning_rate
+            row = {"phase": phase.name, "phase_index": self.phase_index, "epoch": epoch + 1,
+                   "global_epoch": self.state["global_epoch"], "seconds": round(seconds, 1),
+                   "learning_rate": float(np.asarray(lr)), **logs}
+            ckpt = self.run_dir / rf.CHECKPOINT_SUBDIR
+            val_acc = logs.get("val_accuracy", float("nan"))
+            improved = val_acc > self.state["best_val_accuracy"]
+            if improved:
+                self.state["best_val_accuracy"] = val_acc
+                self.state["best_epoch"] = self.state["global_epoch"]
+                _save_atomically(lambda path: self.model.save_weights(path), ckpt / "best.weights.h5")
+            _save_atomically(self.model.save, ckpt / "last.keras")
+            self.state["elapsed"] = time.time() - self.state["started"]
+            rf.write_json(ckpt / "state.json", self.state)
+            history = rf.read_json(self.run_dir / rf.HISTORY_FILE, [])
+            rf.write_json(self.run_dir / rf.HISTORY_FILE, [*history, row])
+            eta = seconds * self._remaining_epochs(epoch + 1)
+            rf.update_status(self.run_dir, state="running", phase=phase.name, phase_index=self.phase_index,
+                             epoch=epoch + 1, phase_epochs=phase.epochs, global_epoch=self.state["global_epoch"],
+                             epochs_total=sum(p.epochs for p in self.phases), metrics=row,
+                             best_val_accuracy=self.state["best_val_accuracy"], best_epoch=self.state["best_epoch"],
+                             eta_seconds=eta,
+                             elapsed_seconds=time.time() - self.state["started"] + self.state["elapsed_before"])
+            log.info("phase %s epoch %d/%d  loss %.4f acc %.4f  val_loss %.4f val_acc %.4f  lr %.2e  %.0fs%s  ETA %.0f min",
+                     phase.name, epoch + 1, phase.epochs, logs.get("loss", np.nan), logs.get("accuracy", np.nan),
+                     logs.get("val_loss", np.nan), val_acc, row["learning_rate"], seconds,
+                     "  *best*" if improved else "", eta / 60)
+
+    return RunMonitor
+
+
+def _setup_logging(run_dir: Path) -> None:
+    log.setLevel(logging.INFO)
+    log.handlers.clear()
+    formatter = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
+    for handler in (logging.FileHandler(run_dir / rf.LOG_FILE), logging.StreamHandler(sys.stdout)):
+        handler.setFormatter(formatter)
+        log.addHandler(handler)
+    log.propagate = False
+
+
+RESUME_OVERRIDES = ("epochs_head", "epochs_finetune", "epochs_scratch")
+
+
+def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
+          epoch_overrides: dict[str, int] | None = None) -> Path:
+    """Run (or resume) training; returns the exported model folder.
+
+    On resume, `epoch_overrides` (keys from RESUME_OVERRIDES) lengthen or shorten the phases; a
+    cosine phase whose length changes continues with a new cosine from its current learning rate.
+    """
+    run_dir = Path(run_dir)
+    rescheduled = False
+    if resume:
+        saved = rf.read_json(run_dir / rf.CONFIG_FILE)
+        if saved is None:
+            raise TrainingConfigError(f"{run_dir} is not a run folder (no {rf.CONFIG_FILE}); nothing to resume.")
+        changes = {k: v for k, v in (epoch_overrides or {}).items() if k in RESUME_OVERRIDES and saved[k] != v}
+        config = TrainConfig(**{**saved, **changes})
+        validate(config)
+        if changes:
+            rf.write_json(run_dir / rf.CONFIG_FILE, asdict(config))
+            rescheduled = True
+    else:
+        validate(config)
+        if (run_dir / rf.CONFIG_FILE).exists():
+            raise TrainingConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or a new folder.")
+        (run_dir / rf.CHECKPOINT_SUBDIR).mkdir(parents=True, exist_ok=True)
+        rf.write_json(run_dir / rf.CONFIG_FILE, asdict(config))
+    (run_dir / rf.CANCEL_FILE).unlink(missing_ok=True)
+    _setup_logging(run_dir)
+    rf.update_status(run_dir, state="loading", pid=os.getpid(), error=None, started=time.time())
+    cancel = _Cancel(run_dir)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            signal.signal(sig, cancel)
+        except ValueError:
+            pass
+
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    gpus = tf.config.list_physical_devices("GPU")
+    policy = _precision_policy(config, gpus)
+    keras.mixed_precision.set_global_policy(policy)
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    jit = bool(gpus)
+    log.info("devices: %d GPU(s); precision %s; replicas %d; XLA %s", len(gpus), policy,
+             strategy.num_replicas_in_sync, jit)
+
+    index = discover(config.data)
+    splits = make_splits(index, config.protocol, config.val_fraction, config.seed)
+    splits = {k: limit_per_class(v, config.limit_per_class) for k, v in splits.items()}
+    num_classes = len(index.class_names)
+    loaded = {}
+    for part in ("train", "validation"):
+        t0 = time.time()
+        loaded[part] = load_samples(splits[part], config.image_size)
+        log.info("loaded %s: %d images (%d skipped) in %.0fs", part, len(loaded[part].labels),
+                 len(loaded[part].skipped), time.time() - t0)
+        for message in loaded[part].skipped:
+            log.warning("skipped unreadable file: %s", message)
+    batch = config.batch_size * strategy.num_replicas_in_sync
+    train_ds = make_dataset(loaded["train"].images, loaded["train"].labels, num_classes, batch, True, config.seed)
+    val_ds = make_dataset(loaded["validation"].images, loaded["validation"].labels, num_classes, batch, False, config.seed)
+    steps = int(np.ceil(len(loaded["train"].labels) / batch))
+
+    phases = plan_phases(config)
+    ckpt = run_dir / rf.CHECKPOINT_SUBDIR
+    state = rf.read_json(ckpt / "state.json") if resume else None
+    resuming = state is not None and (ckpt / "last.keras").exists()
+    if not resuming:
+        state = {"phase_index": 0, "epoch": 0, "global_epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0,
+                 "elapsed_before": 0.0}
+    else:
+        log.info("resuming at phase %d epoch %d (best val_accuracy %.4f)", state["phase_index"], state["epoch"],
+                 state["best_val_accuracy"])
+        elapsed = state.get("elapsed", (ckpt / "state.json").stat().st_mtime - state["started"])
+        state["elapsed_before"] = state.get("elapsed_before", 0.0) + elapsed
+        history = rf.read_json(run_dir / rf.HISTORY_FILE, [])
+        rf.write_json(run_dir / rf.HISTORY_FILE, [r for r in history if r["global_epoch"] <= state["global_epoch"]])
+    state["started"] = time.time()
+    state["cancelled"] = False
+    monitor_cls = _monitor_class()
+    model = None
+    with strategy.scope():
+        for phase_index in range(state["phase_index"], len(phases)):
+            phase = phases[phase_index]
+            if phase_index != state["phase_index"]:
+                state.update(phase_index=phase_index, epoch=0)
+            if resuming and model is None:
+                model = keras.saving.load_model(ckpt / "last.keras")
+                if state["epoch"] >= phase.epochs:
+                    continue
+                if rescheduled and phase.schedule == "cosine":
+                    _continue_cosine(model, phase, config, state["epoch"], steps, jit)
+            else:
+                if model is None:
+                    model = build_model(num_classes, config.image_size, config.backbone, config.weights)
+                _set_trainable(model, phase.trainable)
+                _compile(model, phase, config, steps, jit)
+            log.info("phase %s: %d epochs, lr %.1e, trainable=%s, %s/%s; %d train / %d val images",
+                     phase.name, phase.epochs, phase.lr, phase.trainable, phase.optimizer, phase.schedule,
+                     len(loaded["train"].labels), len(loaded["validation"].labels))
+            callbacks = [monitor_cls(run_dir, phase_index, phases, state, cancel, steps),
+                         keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max")]
+            if phase.schedule == "plateau":
+                callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_lr=1e-7))
+            model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"], epochs=phase.epochs,
+                      callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0)
+            state["elapsed"] = time.time() - state["started"]
+            state["epoch"] = phase.epochs if not state["cancelled"] else state["epoch"]
+            rf.write_json(ckpt / "state.json", {**state, "phase_index": phase_index})
+            if state["cancelled"]:
+                break
+    return _finish(model, config, index, splits, run_dir, state, policy)
+
+
+def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: Path, state: dict,
+            policy: str) -> Path:
+    """Export the best checkpoint as a float32 model folder with its card (and evaluation if complete).
+
+    The exported model is a fresh, uncompiled float32 build holding the trained weights: no optimiser
+    state (a third of the file otherwise) and no mixed-precision policy in the saved layers.
+    """
+    import keras
+
+    from core.evaluation.evaluate import evaluate_loaded_model
+
+    ckpt = run_dir / rf.CHECKPOINT_SUBDIR
+    if (ckpt / "best.weights.h5").exists():
+        model.load_weights(ckpt / "best.weights.h5")
+    keras.mixed_precision.set_global_policy("float32")
+    exported = build_model(len(index.class_names), config.image_size, config.backbone, None)
+    exported.set_weights(model.get_weights())
+    model = exported
+    out = run_dir / rf.MODEL_SUBDIR
+    out.mkdir(exist_ok=True)
+    model.save(out / "model.keras")
+    elapsed = time.time() - state["started"] + state.get("elapsed_before", 0.0)
+    card = ModelCard(
+        class_names=index.class_names, image_size=config.image_size, backbone=config.backbone,
+        weights_origin=str(config.weights or "none"), feature_layer=feature_layer_name(model),
+        name=config.name or run_dir.name,
+        training={
+            "config": asdict(config), "phases": [asdict(p) for p in plan_phases(config)],
+            "epochs_run": state["global_epoch"], "best_epoch": state["best_epoch"],
+            "best_val_accuracy": state["best_val_accuracy"], "wall_seconds": round(elapsed, 1),
+            "precision": policy, "cancelled": state["cancelled"],
+            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                        "cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": _tf_version()},
+            "data_fingerprint": {k: fingerprint(v) for k, v in splits.items()},
+            "split_sizes": {k: len(v) for k, v in splits.items()},
+            "seed": config.seed, "history_file": rf.HISTORY_FILE,
+        })
+    if resolve_weights(config.weights) is None:
+        card.notes.append("Trained from scratch (no ImageNet weights).")
+    card.save(out)
+    if state["cancelled"]:
+        rf.update_status(run_dir, state="cancelled", model_dir=str(out))
+        log.info("cancelled; best checkpoint exported to %s (not evaluated)", out)
+        return out
+    rf.update_status(run_dir, state="evaluating")
+    log.info("evaluating the best checkpoint (epoch %d)", state["best_epoch"])
+    card.evaluation = evaluate_loaded_model(model, card, config.data, config.protocol, config.seed,
+                                            config.val_fraction, per_class=config.limit_per_class)
+    card.save(out)
+    rf.update_status(run_dir, state="finished", model_dir=str(out), eta_seconds=0,
+                     test_accuracy=card.evaluation["test"]["accuracy"])
+    log.info("finished: test accuracy %.4f; model in %s", card.evaluation["test"]["accuracy"], out)
+    return out
+
+
+def _tf_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__

@@ -1,0 +1,193 @@
+"""Quantitative evaluation of the explainers on real test scans; writes `xai_eval.json` by the model.
+
+Sample: seeded and stratified by class, mixing correctly and wrongly classified test scans
+(`wrong_fraction` of each class quota when enough errors exist). The class explained is the
+predicted one (what the app shows). For every image each method's map and two reference maps
+(random noise, centred Gaussian) are scored with every metric of `core.xai.metrics`; the
+sanity check (map vs a randomised model's map) runs on the first `sanity_n` images.
+Results: mean and 95% t-interval per method and metric, per-class means, seconds per image.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import ExplainError
+from core.model.card import class_label
+from core.model.inference import predict_proba
+from core.xai.explainers import EXPLAINERS, explain, get_spec
+from core.xai.metrics import METRICS, REFERENCE_MAPS, SANITY_DESCRIPTION, SANITY_LABEL, evaluate_map, metric_options
+from core.xai.metrics.sanity import randomised_copy, rank_correlation
+
+RESULTS_FILE = "xai_eval.json"
+QUICK_METRIC_OPTIONS = {"steps": 10, "n_subsets": 20}  # coarser metrics; the methods keep the app's defaults
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class EvalImage:
+    """One scan of the evaluation sample."""
+
+    relpath: str
+    image: np.ndarray
+    label: int
+    predicted: int
+
+
+def select_images(model: Any, class_names: list[str], image_size: int, data_root: str | Path, n: int,
+                  seed: int = 0, wrong_fraction: float = 0.25, progress: Progress | None = None) -> list[EvalImage]:
+    """A seeded, class-stratified sample of Testing scans, with misclassified ones where they exist."""
+    from core.data.discovery import discover_for_model, load_samples
+
+    index = discover_for_model(data_root, class_names)
+    if n < len(class_names):
+        raise ExplainError(f"--n must be at least the number of classes ({len(class_names)}), got {n}")
+    rng = np.random.default_rng(seed)
+    quotas = [n // len(class_names) + (1 if i < n % len(class_names) else 0) for i in range(len(class_names))]
+    pool = []
+    for label, quota in enumerate(quotas):
+        samples = [s for s in index.splits["Testing"] if s.label == label]
+        order = rng.permutation(len(samples))[:quota * 4]
+        pool.extend(samples[i] for i in sorted(order))
+    loaded = load_samples(pool, image_size, progress=progress)
+    predicted = predict_proba(model, loaded.images.astype(np.float32)).argmax(axis=1)
+    chosen: list[EvalImage] = []
+    for label, quota in enumerate(quotas):
+        rows = np.flatnonzero(loaded.labels == label)
+        wrong = [i for i in rows if predicted[i] != label]
+        right = [i for i in rows if predicted[i] == label]
+        n_wrong = min(len(wrong), int(round(quota * wrong_fraction)))
+        n_wrong = max(n_wrong, quota - len(right))
+        picks = wrong[:n_wrong] + right[:quota - n_wrong]
+        chosen.extend(EvalImage(loaded.samples[i].relpath, loaded.images[i].astype(np.float32), label,
+                                int(predicted[i])) for i in picks)
+    return chosen
+
+
+def mean_ci(values: list[float]) -> dict[str, Any]:
+    """Mean and 95% t-interval of the finite values (NaN = undefined, e.g. a constant map)."""
+    from scipy.stats import t
+
+    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], np.float64)
+    if data.size == 0:
+        return {"mean": None, "ci95": [None, None], "n": 0}
+    mean = float(data.mean())
+    if data.size == 1:
+        return {"mean": mean, "ci95": [mean, mean], "n": 1}
+    half = float(t.ppf(0.975, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size))
+    return {"mean": mean, "ci95": [mean - half, mean + half], "n": int(data.size)}
+
+
+def _summarise(rows: list[dict[str, float]], labels: list[int], class_names: list[str], kind: str,
+               label: str, sanity: list[float] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": kind, "label": label}
+    for name in METRICS:
+        out[name] = mean_ci([r[name] for r in rows])
+    if sanity is not None:
+        out["sanity_rank_correlation"] = mean_ci(sanity)
+    out["seconds_per_image"] = mean_ci([r["seconds"] for r in rows])
+    per_class = {}
+    for index, class_name in enumerate(class_names):
+        own = [r for r, lab in zip(rows, labels) if lab == index]
+        per_class[class_name] = {name: mean_ci([r[name] for r in own])["mean"] for name in METRICS}
+        per_class[class_name]["n"] = len(own)
+    out["per_class"] = per_class
+    return out
+
+
+def run_eval(model: Any, card: Any, data_root: str | Path, n: int = 100, methods: list[str] | None = None,
+             seed: int = 0, sanity_n: int = 10, quick: bool = False, background: np.ndarray | None = None,
+             wrong_fraction: float = 0.25, progress: Progress | None = None,
+             select_progress: Progress | None = None) -> dict[str, Any]:
+    """Evaluate `methods` (default all) on `n` test scans; returns the xai_eval.json document."""
+    methods = list(methods or EXPLAINERS)
+    for method in methods:
+        get_spec(method)
+    metric_opts = {**metric_options(), **(QUICK_METRIC_OPTIONS if quick else {})}
+    method_opts: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    if "shap" in method_opts and background is not None:
+        method_opts["shap"]["background"] = background
+    images = select_images(model, card.class_names, card.image_size, data_root, n, seed, wrong_fraction,
+                           select_progress)
+    random_model = randomised_copy(model, seed) if sanity_n > 0 else None
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in [*methods, *REFERENCE_MAPS]}
+    sanity: dict[str, list[float]] = {m: [] for m in methods}
+    for i, item in enumerate(images):
+        maps = {}
+        for method in methods:
+            result = explain(model, item.image, method, item.predicted, **method_opts[method])
+            maps[method] = (result.map, result.seconds)
+            if i < sanity_n:
+                other = explain(random_model, item.image, method, item.predicted, **method_opts[method])
+                sanity[method].append(rank_correlation(result.map, other.map))
+        for name, (_, make) in REFERENCE_MAPS.items():
+            start = time.perf_counter()
+            maps[name] = (make(card.image_size, seed + i), time.perf_counter() - start)
+        for name, (saliency, seconds) in maps.items():
+            scores = evaluate_map(model, item.image, saliency, item.predicted, seed=seed + i, **metric_opts)
+            rows[name].append({**{k: v.value for k, v in scores.items()}, "seconds": seconds})
+        if progress:
+            progress(i + 1, len(images))
+    labels = [item.label for item in images]
+    composition = {
+        name: {"correct": sum(1 for it in images if it.label == k and it.predicted == k),
+               "wrong": sum(1 for it in images if it.label == k and it.predicted != k)}
+        for k, name in enumerate(card.class_names)}
+    summary = {m: _summarise(rows[m], labels, card.class_names, "method", get_spec(m).label, sanity[m])
+               for m in methods}
+    summary.update({name: _summarise(rows[name], labels, card.class_names, "baseline", label, None)
+                    for name, (label, _) in REFERENCE_MAPS.items()})
+    return {
+        "model": card.name,
+        "n_images": len(images),
+        "seed": seed,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "",
+        "settings": {
+            "quick": quick,
+            "explained_class": "predicted class",
+            "metric_options": metric_opts,
+            "method_options": {m: {k: (f"array{v.shape}" if isinstance(v, np.ndarray) else v)
+                                   for k, v in {**get_spec(m).default_options, **o}.items()}
+                               for m, o in method_opts.items()},
+            "baselines": {"deletion": f"pixels set to {metric_opts['deletion_baseline']}",
+                          "insertion": f"pixels restored into a {metric_opts['insertion_baseline']} copy",
+                          "faithfulness": f"patches set to {metric_opts['faithfulness_baseline']}",
+                          "reference_maps": {k: v[0] for k, v in REFERENCE_MAPS.items()}},
+            "sanity_n": min(sanity_n, len(images)),
+            "sanity": {"label": SANITY_LABEL, "higher_is_better": False, "description": SANITY_DESCRIPTION,
+                       "randomised": "head + top 8 weighted backbone layers re-initialised (seeded)"},
+            "sample": {"split": "Testing", "wrong_fraction_target": wrong_fraction, "per_class": composition,
+                       "labels": {k: class_label(k) for k in card.class_names}},
+            "images": [it.relpath for it in images],
+        },
+        "metrics": {name: {"label": s.label, "higher_is_better": s.higher_is_better, "description": s.description}
+                    for name, s in METRICS.items()},
+        "methods": summary,
+    }
+
+
+def save_results(model_dir: str | Path, results: dict[str, Any]) -> Path:
+    path = Path(model_dir) / RESULTS_FILE
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def load_results(model_dir: str | Path) -> dict[str, Any] | None:
+    """The saved evaluation of a model folder, or None when it has not been run."""
+    path = Path(model_dir) / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ExplainError(f"{path} is not valid JSON ({exc}); rerun `python -m core xai-eval`") from exc

@@ -1,0 +1,81 @@
+"""SHAP background images: a small stratified set of training scans, cached next to the model card.
+
+The app has no data at inference, so the background is built once (`python -m core xai-eval`
+or `build_background`) and stored as `shap_background.npz` in the model folder. Without it the
+fallback is made from the input itself: Gaussian-blurred copies at several strengths plus an
+all-black image, i.e. "what the model sees when the detail is gone".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from core.errors import ExplainError
+
+BACKGROUND_FILE = "shap_background.npz"
+PER_CLASS = 4
+FALLBACK_SIGMAS = (2.0, 4.0, 8.0, 16.0)
+
+
+def build_background(data_root: str | Path, image_size: int, per_class: int = PER_CLASS, seed: int = 0) -> np.ndarray:
+    """`per_class` training scans of every class (seeded choice), preprocessed, uint8 (N, S, S, 3)."""
+    from core.data.discovery import discover, load_samples
+
+    index = discover(data_root)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in range(len(index.class_names)):
+        samples = [s for s in index.splits["Training"] if s.label == label]
+        picks = rng.choice(len(samples), size=min(per_class, len(samples)), replace=False)
+        chosen.extend(samples[i] for i in sorted(picks))
+    return load_samples(chosen, image_size).images
+
+
+def save_background(model_dir: str | Path, images: np.ndarray) -> Path:
+    path = Path(model_dir) / BACKGROUND_FILE
+    np.savez_compressed(path, images=np.asarray(images, np.uint8))
+    return path
+
+
+def load_background(model_dir: str | Path | None, image_size: int) -> np.ndarray | None:
+    """The cached background of a model folder (float32), or None when there is none."""
+    if model_dir is None:
+        return None
+    path = Path(model_dir) / BACKGROUND_FILE
+    if not path.is_file():
+        return None
+    images = np.load(path)["images"].astype(np.float32)
+    if images.ndim != 4 or images.shape[1:] != (image_size, image_size, 3):
+        raise ExplainError(f"{path} holds images of shape {images.shape}, the model needs (N, {image_size}, "
+                           f"{image_size}, 3); delete it to rebuild")
+    return images
+
+
+def folder_options(method: str, model_dir: str | Path | None, image_size: int) -> dict[str, Any]:
+    """Options a method takes from the model folder: SHAP's cached background, when there is one.
+
+    The CLI, the evaluation and the app call this, so that a scan is explained the same way everywhere.
+    """
+    if method != "shap":
+        return {}
+    background = load_background(model_dir, image_size)
+    return {} if background is None else {"background": background}
+
+
+def ensure_background(model_dir: str | Path, data_root: str | Path, image_size: int, seed: int = 0) -> np.ndarray:
+    """Load the cached background or build it from the data and cache it."""
+    cached = load_background(model_dir, image_size)
+    if cached is not None:
+        return cached
+    images = build_background(data_root, image_size, seed=seed)
+    save_background(model_dir, images)
+    return images.astype(np.float32)
+
+
+def fallback_background(image: np.ndarray) -> np.ndarray:
+    """Blurred copies of the input (sigma 2-16 px) and a black image: needs no data."""
+    blurred = [cv2.GaussianBlur(image, (0, 0), sigma) for sigma in FALLBACK_SIGMAS]
+    return np.stack(blurred + [np.zeros_like(image)]).astype(np.float32)

@@ -1,0 +1,131 @@
+"""Score-CAM (Wang et al. 2020): gradient-free, class-weighted feature maps.
+
+Target layer: the model's last 4-D feature map (`core.model.factory.feature_layer_name`), never a name.
+Each channel is upsampled to the input size, min-max normalised and used as a soft mask on the
+input; the masked images are scored in large batches. Channel weights (option `weighting`):
+"cic" (default) = the paper's Increase of Confidence, target-class probability of the masked
+image minus that of the all-zero image; "score" = the probability alone, as in the authors' code;
+"softmax" = the paper's softmax over channels of those scores (the baseline cancels), which is
+what tf-keras-vis computes in effect. If the CIC map is empty after the ReLU (the model rates a
+black image higher than the masked ones) "cic" falls back to "score" and says so in the note.
+Defaults measured on the bundled EfficientNetB0 @128 (benchmarks/xai.py --sweep, 12 test scans):
+128 channels with cic: insertion AUC 0.855 against 0.846 for tf-keras-vis over all 1280 channels,
+at 0.68 s instead of 14.2 s; 256 / 512 channels gave 0.856 / 0.853 at 2x / 4x the time; cic beat
+score and softmax weighting on insertion AUC (0.855 / 0.854 / 0.850).
+CAM = ReLU(sum_k w_k A_k) at feature resolution, upsampled bilinearly
+and scaled to [0, 1]. `max_channels` > 0 keeps only the channels of highest spatial standard
+deviation (Faster Score-CAM, as in tf-keras-vis `max_N`); 0 uses every channel.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.model.inference import forward, predict_proba
+from core.xai.explainers.base import normalise01
+from core.xai.options import int_at_least, one_of
+
+WEIGHTINGS = ("score", "cic", "softmax")
+
+
+@dataclass(frozen=True)
+class Options:
+    """max_channels: channels of highest variance kept (0 = all); weighting: cic, score or softmax;
+    batch_size: masked images scored per forward call."""
+
+    max_channels: int = 128
+    weighting: str = "cic"
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        int_at_least("max_channels", self.max_channels, 0)
+        one_of("weighting", self.weighting, WEIGHTINGS)
+        int_at_least("batch_size", self.batch_size)
+
+_FEATURE_MODELS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+
+def feature_model(model: Any) -> Any:
+    """A cached model returning the last conv feature map."""
+    cached = _FEATURE_MODELS.get(model)
+    if cached is None:
+        import keras
+
+        from core.model.factory import feature_layer_name
+
+        cached = keras.Model(model.inputs, model.get_layer(feature_layer_name(model)).output)
+        _FEATURE_MODELS[model] = cached
+    return cached
+
+
+def select_channels(activations: np.ndarray, max_channels: int) -> np.ndarray:
+    """Indices of the `max_channels` channels of highest spatial std (all channels if 0 or more)."""
+    channels = activations.shape[-1]
+    if max_channels <= 0 or max_channels >= channels:
+        return np.arange(channels)
+    std = activations.reshape(-1, channels).std(axis=0)
+    return np.sort(np.argsort(-std, kind="stable")[:max_channels])
+
+
+def interpolation_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) bilinear weights with half-pixel centres and clamped edges (as cv2.INTER_LINEAR)."""
+    src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = (src - lo).astype(np.float32)
+    matrix = np.zeros((n_out, n_in), np.float32)
+    matrix[np.arange(n_out), lo] += 1 - frac
+    matrix[np.arange(n_out), hi] += frac
+    return matrix
+
+
+def upsample(maps: np.ndarray, size: int) -> np.ndarray:
+    """(h, w, K) -> (size, size, K) bilinear, any number of channels, as two matrix products."""
+    rows = interpolation_matrix(maps.shape[0], size)
+    cols = interpolation_matrix(maps.shape[1], size)
+    return np.einsum("ih,hwk,jw->ijk", rows, maps.astype(np.float32), cols, optimize=True)
+
+
+def channel_masks(activations: np.ndarray, size: int) -> np.ndarray:
+    """Upsampled, per-channel min-max normalised masks (K, size, size) in [0, 1]."""
+    up = upsample(activations.astype(np.float32), size)
+    lo = up.min(axis=(0, 1), keepdims=True)
+    hi = up.max(axis=(0, 1), keepdims=True)
+    masks = (up - lo) / np.maximum(hi - lo, 1e-7)
+    return np.moveaxis(masks, -1, 0)
+
+
+def _weights(model: Any, image: np.ndarray, class_index: int, scores: np.ndarray, weighting: str) -> np.ndarray:
+    if weighting == "cic":
+        return scores - predict_proba(model, np.zeros_like(image)[None])[0, class_index]
+    if weighting == "softmax":
+        shifted = np.exp(scores - scores.max())
+        return shifted / shifted.sum()
+    return scores
+
+
+def run(model: Any, image: np.ndarray, class_index: int, options: Options) -> tuple[np.ndarray, str, dict]:
+    max_channels, batch_size, weighting = options.max_channels, options.batch_size, options.weighting
+    size = image.shape[0]
+    activations = forward(feature_model(model), image[None]).astype(np.float32)[0]
+    total = activations.shape[-1]
+    keep = select_channels(activations, max_channels)
+    activations = activations[:, :, keep]
+    masks = channel_masks(activations, size)
+    scores = np.empty(len(keep), np.float64)
+    for start in range(0, len(keep), batch_size):
+        masked = image[None] * masks[start:start + batch_size, :, :, None]
+        scores[start:start + batch_size] = predict_proba(model, masked, batch_size)[:, class_index]
+    used = weighting
+    weights = _weights(model, image, class_index, scores, weighting)
+    cam = np.maximum(activations @ weights.astype(np.float32), 0.0)
+    if weighting == "cic" and cam.max() <= 0:
+        used, weights = "score (the increase-of-confidence map was empty)", scores
+        cam = np.maximum(activations @ weights.astype(np.float32), 0.0)
+    cam = upsample(cam[:, :, None], size)[:, :, 0]
+    note = (f"Score-CAM on {len(keep)} of {total} channels of the last feature map "
+            f"(weights: {used})")
+    return normalise01(np.maximum(cam, 0.0)), note, {"channels": int(len(keep)), "weights": weights}

@@ -1,0 +1,152 @@
+"""SHAP via the `shap` library: signed per-pixel contributions, summed over colour channels.
+
+The specification names DeepExplainer; `explainer="auto"` uses it whenever the model allows.
+With TF 2.21 / Keras 3 it fails on EfficientNet because shap's TF DeepExplainer has no rule for
+depthwise convolutions ("gradient registry has no entry for: shap_DepthwiseConv2dNative"), so
+`auto` then uses GradientExplainer (expected gradients, the SHAP approximation for
+differentiable models) and says why in the explanation note.
+
+nsamples = 200, shap's own default, in batches of 50 (also shap's): for the explained class the map is
+then the reference's to the last bit (the same seeded draws), and all the speed-up comes from
+explaining only that class where shap's defaults explain all four. Fewer samples were measured and
+lose fidelity (benchmarks/xai.py --sweep, EfficientNetB0 @128, 12 test scans: insertion AUC minus
+the reference's -0.0012 / -0.0008 at 64 / 128 samples, and seed-to-seed stability falls).
+The per-class gradients shap would trace one by one (seconds each) share one traced function here
+(`class_gradients`); tests check the values against shap's own for every class.
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.errors import ExplainError
+from core.xai.explainers.background import fallback_background
+from core.xai.options import int_at_least, one_of
+
+EXPLAINERS = ("auto", "deep", "gradient")
+
+
+@dataclass(frozen=True)
+class Options:
+    """explainer: auto, deep or gradient; nsamples / batch_size: GradientExplainer's samples and batches;
+    background: reference images (N, S, S, 3), None for blurred copies of the input; seed: shap's rseed."""
+
+    explainer: str = "auto"
+    nsamples: int = 200
+    background: Any = None
+    seed: int = 0
+    batch_size: int = 50
+
+    def __post_init__(self) -> None:
+        one_of("explainer", self.explainer, EXPLAINERS)
+        int_at_least("nsamples", self.nsamples)
+        int_at_least("seed", self.seed, 0)
+        int_at_least("batch_size", self.batch_size)
+DEEP_UNSUPPORTED_LAYERS = {
+    "DepthwiseConv2D": "shap's TF DeepExplainer has no rule for depthwise convolutions "
+                       "('gradient registry has no entry for: shap_DepthwiseConv2dNative')",
+}
+
+_GRADIENT: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+# shap explainers are not thread-safe (ours swap their background in; DeepExplainer patches TF's gradient
+# registry while it runs) and the app explains from several threads (sessions, the warm-up): one at a time.
+_LOCK = threading.Lock()
+# shap calls the model with a list of inputs; Keras warns that the structure differs from its named input.
+warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match the expected structure",
+                        category=UserWarning)
+
+
+def deep_unsupported_reason(model: Any) -> str:
+    """Why DeepExplainer cannot run on this model ('' when it can).
+
+    Checked statically: a failed DeepExplainer run leaves TF's traced functions unusable for
+    GradientExplainer in the same process, so it must not be attempted on such models.
+    """
+    for layer in model.layers:
+        reason = DEEP_UNSUPPORTED_LAYERS.get(type(layer).__name__)
+        if reason:
+            return f"layer {layer.name} ({type(layer).__name__}): {reason}"
+    return ""
+
+
+def _background(image: np.ndarray, background: Any) -> tuple[np.ndarray, str]:
+    if background is None:
+        return fallback_background(image), "background: blurred copies of the input (no cached background)"
+    background = np.asarray(background, np.float32)
+    if background.ndim != 4 or background.shape[1:] != image.shape:
+        raise ExplainError(f"background must have shape (N, {', '.join(map(str, image.shape))}), "
+                           f"got {background.shape}")
+    return background, f"background: {len(background)} training images"
+
+
+def _deep(model: Any, image: np.ndarray, class_index: int, background: np.ndarray) -> np.ndarray:
+    import shap
+
+    explainer = shap.DeepExplainer(model, background)
+    values = explainer.shap_values(image[None], check_additivity=False)
+    return np.asarray(values)[0, ..., class_index]
+
+
+def class_gradients(model: Any, num_classes: int) -> list[Callable]:
+    """Per-class gradient functions in the form shap's TF GradientExplainer calls them (a list of
+    inputs in, a list of gradients out), all backed by ONE traced function that takes the class as a
+    tensor. shap traces a new function per class (seconds each on EfficientNet); the gradient is the
+    same one, d model(x)[:, class] / dx."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+
+    @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int32)])
+    def gradient(x: Any, index: Any) -> Any:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)
+            score = tf.gather(model(x, training=False), index, axis=1)
+        return tape.gradient(score, x)
+
+    return [lambda inputs, i=i: [gradient(inputs[0], tf.constant(i, tf.int32))] for i in range(num_classes)]
+
+
+def _gradient(model: Any, image: np.ndarray, class_index: int, background: np.ndarray,
+              nsamples: int, seed: int, batch_size: int) -> np.ndarray:
+    """Expected gradients for one class. One explainer per model and batch size is kept and its
+    background swapped in (`explainer.explainer.data`), because every new GradientExplainer traces
+    the model's gradient again (seconds on EfficientNet); its per-class gradients share one trace."""
+    import shap
+
+    per_model = _GRADIENT.setdefault(model, {})
+    explainer = per_model.get(batch_size)
+    if explainer is None:
+        explainer = shap.GradientExplainer(model, background, batch_size=batch_size)
+        explainer.explainer.gradients = class_gradients(model, len(explainer.explainer.gradients))
+        per_model[batch_size] = explainer
+    explainer.explainer.data = [background]
+    state = np.random.get_state()
+    try:
+        values, _ = explainer.shap_values(image[None], nsamples=nsamples, ranked_outputs=np.array([[class_index]]),
+                                          output_rank_order="custom", rseed=seed)
+    finally:
+        np.random.set_state(state)  # shap seeds NumPy's global generator; leave it as it was
+    return np.asarray(values)[0, ..., 0]
+
+
+def run(model: Any, image: np.ndarray, class_index: int, options: Options) -> tuple[np.ndarray, str, dict]:
+    kind, nsamples, batch_size = options.explainer, options.nsamples, options.batch_size
+    background, background_note = _background(image, options.background)
+    reason = deep_unsupported_reason(model) if kind != "gradient" else ""
+    if kind == "deep" and reason:
+        raise ExplainError(f"shap.DeepExplainer cannot explain this model: {reason}; use explainer='gradient'")
+    if kind in ("auto", "deep") and not reason:
+        with _LOCK:
+            values = _deep(model, image, class_index, background)
+        return values.sum(axis=-1).astype(np.float32), f"shap.DeepExplainer; {background_note}", {"explainer": "deep"}
+    with _LOCK:
+        values = _gradient(model, image, class_index, background, nsamples, options.seed, batch_size)
+    why = f" because DeepExplainer cannot run on this model: {reason}" if reason else ""
+    note = f"shap.GradientExplainer (expected gradients, {nsamples} samples){why}; {background_note}"
+    return values.sum(axis=-1).astype(np.float32), note, {"explainer": "gradient"}

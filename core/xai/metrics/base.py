@@ -1,0 +1,39 @@
+"""The metric record and spec shared by every XAI metric module."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.xai.options import as_dict
+
+
+@dataclass
+class MetricResult:
+    """One metric on one map: the value, its curve for plots (x = fraction of pixels, y = prob)."""
+
+    value: float
+    curve: tuple[np.ndarray, np.ndarray] | None
+    higher_is_better: bool
+
+
+ComputeFn = Callable[[Any, np.ndarray, np.ndarray, int, int, Any], MetricResult]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A registry entry: names, direction, description, the options type and the function."""
+
+    name: str
+    label: str
+    higher_is_better: bool
+    description: str
+    options_type: type
+    compute: ComputeFn
+
+    @property
+    def default_options(self) -> dict[str, Any]:
+        """Every option with its default, as declared by `options_type`."""
+        return as_dict(self.options_type())

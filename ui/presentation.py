@@ -1,0 +1,193 @@
+"""Tables and wording the app shows: predictions, the model card's metrics, the XAI comparison.
+
+Pure functions from core results to pandas DataFrames and short strings, so the pages stay thin
+and the numbers they show are unit-tested.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.model.card import class_label
+from core.model.inference import Prediction
+from ui.reference import SPEC_RESULTS, SPEC_XAI
+
+LOW_CONFIDENCE = 0.70
+HEADLINE_LABELS = {"accuracy": "Accuracy", "loss": "Loss (cross-entropy)", "macro_f1": "Macro-F1",
+                   "cohen_kappa": "Cohen's kappa", "macro_auc": "Macro AUC (one-vs-rest)"}
+SPLIT_LABELS = {"test": "Test (full)", "test_leakage_free": "Test (leakage-free)", "validation": "Validation"}
+XAI_COLUMNS = {"deletion_auc": "Deletion AUC", "insertion_auc": "Insertion AUC",
+               "faithfulness_correlation": "Faithfulness corr.", "sanity_rank_correlation": "Sanity rank corr.",
+               "seconds_per_image": "Seconds / image"}
+
+
+def content_hash(data: bytes) -> str:
+    """Short stable id of a file's bytes (cache key for its results)."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def format_probability(p: float) -> str:
+    """A probability as a percentage that never claims certainty: '>99.9%', '<0.1%', '87.3%'."""
+    if p >= 0.9995:
+        return ">99.9%"
+    if p < 0.0005:
+        return "<0.1%"
+    return f"{p:.1%}"
+
+
+def is_low_confidence(prediction: Prediction, threshold: float = LOW_CONFIDENCE) -> bool:
+    return prediction.confidence < threshold
+
+
+def predictions_frame(predictions: Iterable[Prediction], threshold: float = LOW_CONFIDENCE) -> pd.DataFrame:
+    """One row per file: prediction in clinical wording, confidence, each class probability, a flag."""
+    rows = []
+    for p in predictions:
+        row = {"file": p.file, "prediction": class_label(p.predicted), "confidence": round(p.confidence, 6)}
+        row.update({f"p({class_label(c)})": round(v, 6) for c, v in p.probabilities.items()})
+        row["low confidence"] = p.confidence < threshold
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def predictions_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """The predictions table as shown on screen: probabilities worded as percentages, the flag as text."""
+    shown = frame.copy()
+    for column in shown.columns:
+        if column == "confidence" or column.startswith("p("):
+            shown[column] = shown[column].map(format_probability)
+    shown["low confidence"] = shown["low confidence"].map(lambda low: f"below {LOW_CONFIDENCE:.0%}" if low else "")
+    return shown
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{float(value):.{digits}f}"
+
+
+def _with_ci(metrics: dict[str, Any], key: str) -> str:
+    text = _fmt(metrics.get(key))
+    ci = metrics.get(f"{key}_ci95")
+    return f"{text} [{_fmt(ci[0], 3)}–{_fmt(ci[1], 3)}]" if ci else text
+
+
+def headline_frame(evaluation: dict[str, Any]) -> pd.DataFrame:
+    """Rows: the five headline metrics; columns: our splits (with 95% CIs) and the specification."""
+    table = {}
+    for split, label in SPLIT_LABELS.items():
+        if split in evaluation:
+            n = evaluation[split].get("n")
+            table[f"{label}, n={n}" if n else label] = [_with_ci(evaluation[split], k) for k in HEADLINE_LABELS]
+    table["Specification"] = [_fmt(SPEC_RESULTS.get(k)) for k in HEADLINE_LABELS]
+    return pd.DataFrame(table, index=list(HEADLINE_LABELS.values()))
+
+
+def per_class_frame(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Precision, recall (sensitivity), specificity, F1 and support per class."""
+    rows = {class_label(c): {"Precision": v["precision"], "Recall (sensitivity)": v["recall"],
+                             "Specificity": v["specificity"], "F1": v["f1"], "Support": v["support"]}
+            for c, v in metrics.get("per_class", {}).items()}
+    return pd.DataFrame.from_dict(rows, orient="index").round(4)
+
+
+def comparison_frame(cards: dict[str, Any]) -> pd.DataFrame:
+    """Headline metrics of several models (label -> ModelCard) side by side, per test split."""
+    table: dict[str, list[str]] = {}
+    index = [f"{HEADLINE_LABELS[k]} — {SPLIT_LABELS[s]}" for s in ("test", "test_leakage_free") for k in HEADLINE_LABELS]
+    for label, card in cards.items():
+        evaluation = card.evaluation or {}
+        table[label] = [_with_ci(evaluation.get(s, {}), k) for s in ("test", "test_leakage_free") for k in HEADLINE_LABELS]
+    return pd.DataFrame(table, index=index)
+
+
+def confusion(matrix: list[list[int]], normalised: bool) -> np.ndarray:
+    """The confusion matrix as counts, or each row (true class) divided by its total."""
+    counts = np.asarray(matrix, dtype=np.float64)
+    if not normalised:
+        return counts
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def _mean_ci(entry: Any) -> str:
+    if not isinstance(entry, dict) or entry.get("mean") is None:
+        return "–"
+    ci = entry.get("ci95") or [None, None]
+    if None in ci:
+        return _fmt(entry["mean"])
+    return f"{_fmt(entry['mean'])} [{_fmt(ci[0], 3)}–{_fmt(ci[1], 3)}]"
+
+
+def xai_frame(results: dict[str, Any]) -> pd.DataFrame:
+    """The XAI comparison: one row per method or baseline, metric means with 95% CIs, spec numbers."""
+    rows = {}
+    for name, entry in results.get("methods", {}).items():
+        row = {"Kind": entry.get("kind", "method")}
+        row.update({label: _mean_ci(entry.get(key)) for key, label in XAI_COLUMNS.items()})
+        spec = SPEC_XAI.get(name, {})
+        row["Spec deletion / insertion / faithfulness"] = (
+            " / ".join(_fmt(spec.get(k)) for k in ("deletion_auc", "insertion_auc", "faithfulness_correlation"))
+            if spec else "–")
+        rows[entry.get("label", name)] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def key_numbers_text(numbers: dict[str, Any]) -> str:
+    """'backbone · 128 px · test accuracy 0.95 ...' for the model picker caption."""
+    return " · ".join(str(v) if k in ("backbone", "input") else f"{k} {v}" for k, v in numbers.items())
+
+
+def format_seconds(seconds: float | None) -> str:
+    """'2 h 05 min', '3 min 20 s', '12 s' or '–'."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
+
+
+LEGENDS = {
+    "heatmap": ("#00007F,#0000FF,#00FFFF,#7FFF7F,#FFFF00,#FF0000,#7F0000", "low relevance", "high relevance for {label}"),
+    "signed": ("rgb(30,80,230),rgba(128,128,128,0.2),rgb(220,30,30)", "against {label}", "for {label}"),
+    "regions": ("rgb(30,80,230),rgba(128,128,128,0.2),rgb(220,30,30)", "region against {label}",
+                "region for {label}"),
+}
+
+
+def legend_html(kind: str, label: str) -> str:
+    """A small colour bar with its end labels (naming the explained class), matching the overlay's colours."""
+    gradient, left, right = LEGENDS[kind]
+    left, right = left.format(label=label), right.format(label=label)
+    middle = "<span>0</span>" if kind in ("signed", "regions") else ""
+    return (f"<div style='height:10px;border-radius:3px;background:linear-gradient(to right,{gradient})'></div>"
+            f"<div style='display:flex;justify-content:space-between;font-size:0.75rem;opacity:0.85'>"
+            f"<span>{left}</span>{middle}<span>{right}</span></div>")
+
+
+def fit_for_display(image: np.ndarray, max_side: int = 512) -> np.ndarray:
+    """The scan shrunk (never enlarged) so its longest side is at most `max_side` pixels."""
+    import cv2
+
+    scale = max_side / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def scan_metrics_frame(results: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> pd.DataFrame:
+    """Per-scan XAI metrics: one row per method, one column per metric (with its better direction)."""
+    columns = {name: f"{spec.label} ({'higher' if spec.higher_is_better else 'lower'} is better)"
+               for name, spec in metrics.items()}
+    rows = {label: {columns[m]: round(float(r.value), 4) for m, r in values.items() if m in columns}
+            for label, values in results.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")

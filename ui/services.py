@@ -1,0 +1,158 @@
+"""What every page shares: the cached model, cached results, the scans of this session, the notice."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from core.errors import BrainScanError
+from core.io.images import load_for_model, read_image
+from core.model.card import ModelCard
+from core.model.factory import default_model_dir, load_model
+from core.model.inference import Prediction, classify, predict_proba
+from core.training.launcher import runs_root
+from core.training.registry import ModelEntry, list_models, sample_scans
+from ui import state
+
+NOTICE = ("**Research use only — not a medical device.** Predictions and explanations support, "
+          "and never replace, a radiologist's reading.")
+WARM_UP_THREAD = "brainscan-warm-up"
+
+_LOG = logging.getLogger("brainscan.app")
+if not _LOG.handlers:
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    _LOG.addHandler(_handler)
+    _LOG.setLevel(logging.INFO)
+
+
+def notice() -> None:
+    """The research-use notice shown on every page."""
+    st.caption(NOTICE)
+
+
+def available_models() -> list[ModelEntry]:
+    return list_models(runs_root())
+
+
+def _warm_explainers(model: Any, path: str) -> None:
+    """Trace the explainers' TensorFlow functions in the background, so the first Explain page is quick."""
+    from core.xai.explainers import warm_up
+
+    try:
+        seconds = warm_up(model)
+    except Exception:  # logged, not raised: a thread has no page to show it on, and explaining will show it
+        _LOG.exception("warming the explainers of %s failed; the first explanation will be slower", path)
+        return
+    _LOG.info("explainers warmed for %s in %.1f s (%s)", path, sum(seconds.values()),
+              ", ".join(f"{m} {t:.1f} s" for m, t in seconds.items()))
+
+
+@st.cache_resource(max_entries=3, show_spinner="Loading the model…")
+def _load(path: str, key: str) -> tuple[Any, ModelCard]:
+    """Load once per model path and modification time, and warm it up so the first scan is quick; the
+    explainers warm up in a background thread meanwhile (the page is not held up)."""
+    model, card = load_model(path)
+    predict_proba(model, np.zeros((1, card.image_size, card.image_size, 3), np.float32))
+    # Not a daemon: the interpreter waits for it at exit instead of killing it inside a TensorFlow call (abort).
+    threading.Thread(target=_warm_explainers, args=(model, path), name=WARM_UP_THREAD).start()
+    return model, card
+
+
+def selected_entry() -> ModelEntry | None:
+    """The model chosen in the sidebar (the first available one by default)."""
+    entries = available_models()
+    chosen = st.session_state.get(state.MODEL)
+    return next((e for e in entries if str(e.path) == chosen), entries[0] if entries else None)
+
+
+def active_model() -> tuple[ModelEntry, Any, ModelCard] | None:
+    """(entry, model, card) of the chosen model, or None after showing why there is none."""
+    entry = selected_entry()
+    if entry is None:
+        st.error(f"No model is available. The app looks for a model folder (model.keras + model_card.json) at "
+                 f"{default_model_dir()} (set BRAINSCAN_MODEL to use another folder), and for finished "
+                 f"training runs under {runs_root()}/*/model. Train one from the sidebar, or install the bundled model.")
+        return None
+    try:
+        model, card = _load(str(entry.path), entry.key)
+    except BrainScanError as exc:
+        st.error(str(exc))
+        return None
+    return entry, model, card
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def classify_cached(model_key: str, scan_hash: str, _model: Any, _card: ModelCard, data: bytes,
+                    name: str) -> Prediction:
+    """Classification of one file, cached by model and file content."""
+    return classify(_model, _card, data, name)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def model_input(scan_hash: str, image_size: int, data: bytes, name: str) -> np.ndarray:
+    """The scan as the model sees it: float32 (S, S, 3) in 0-255."""
+    return load_for_model(data, image_size, name)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def display_image(scan_hash: str, data: bytes, name: str) -> np.ndarray:
+    """The scan decoded at full resolution (RGB uint8), for display."""
+    return read_image(data, name)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def explanation_cached(model_key: str, scan_hash: str, method: str, class_index: int, options: str, _model: Any,
+                       _card: ModelCard, _image: np.ndarray, _model_dir: str) -> Any:
+    """One explanation with the method's default options (`options` is their cache key) and what the model
+    folder adds (SHAP's cached background, identified by `model_key`)."""
+    from core.xai.explainers import explain  # imported on first use: keeps the app's cold start short
+    from core.xai.explainers.background import folder_options
+
+    return explain(_model, _image, method, class_index=class_index, card=_card,
+                   **folder_options(method, _model_dir, _card.image_size))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def scan_metrics_cached(model_key: str, scan_hash: str, method: str, class_index: int, options: str, _model: Any,
+                        _image: np.ndarray, _map: np.ndarray) -> dict[str, Any]:
+    """Deletion/insertion/faithfulness of one map, cached like the explanation it measures."""
+    from core.xai.metrics import evaluate_map
+
+    return evaluate_map(_model, _image, _map, class_index, seed=0)
+
+
+def options_key(options: dict[str, Any]) -> str:
+    """Options as a stable string, for cache keys."""
+    return json.dumps(options, sort_keys=True, default=str)
+
+
+def scans() -> dict[str, bytes]:
+    """The scans of this session (name -> file bytes), in upload order."""
+    return st.session_state.setdefault(state.SCANS, {})
+
+
+def set_scans(files: dict[str, bytes], selected: str | None = None) -> None:
+    """Replace the session's scans and select one (the first by default)."""
+    st.session_state[state.SCANS] = dict(files)
+    st.session_state[state.SCAN] = selected or next(iter(files), None)
+
+
+def selected_scan() -> tuple[str, bytes] | None:
+    """(name, bytes) of the scan chosen on the Classify page."""
+    files = scans()
+    name = st.session_state.get(state.SCAN)
+    if name not in files:
+        name = next(iter(files), None)
+    return (name, files[name]) if name else None
+
+
+def sample_files() -> dict[str, Path]:
+    """Bundled sample scans by file name."""
+    return {p.name: p for p in sample_scans()}

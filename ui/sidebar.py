@@ -1,0 +1,167 @@
+"""The shared sidebar: the active-model picker and the training launcher."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core.errors import BrainScanError
+from core.model.factory import BACKBONES
+from core.training import launcher
+from core.training.loop import TrainConfig
+from core.training.registry import history_for, key_numbers
+from ui import state
+from ui.figures import training_curves
+from ui.presentation import format_seconds, key_numbers_text
+from ui.services import available_models
+
+POLL_SECONDS = 3.0
+WEIGHT_CHOICES = {"none": "None (from scratch)", "imagenet": "ImageNet (download)", "file": "Local weights file"}
+STATE_TEXT = {"starting": "Starting", "loading": "Loading data", "running": "Training", "evaluating": "Evaluating",
+              "finished": "Finished", "failed": "Failed", "cancelled": "Cancelled"}
+
+
+def model_picker() -> None:
+    """Select the model every page uses; key numbers from its card underneath."""
+    entries = available_models()
+    if not entries:
+        st.sidebar.warning("No model available yet.")
+        return
+    paths = [str(e.path) for e in entries]
+    if st.session_state.get(state.MODEL) not in paths:
+        st.session_state[state.MODEL] = paths[0]
+    labels = {str(e.path): e.label for e in entries}
+    st.sidebar.selectbox("Active model", paths, key=state.MODEL, format_func=labels.get)
+    entry = next(e for e in entries if str(e.path) == st.session_state[state.MODEL])
+    numbers = key_numbers(entry.card)
+    st.sidebar.caption(f"{entry.source} · " + (key_numbers_text(numbers) if numbers else "model card unreadable"))
+
+
+def _secret(name: str) -> str | None:
+    try:
+        value = st.secrets.get(name)
+    except FileNotFoundError:
+        return None
+    return str(value) if value else None
+
+
+def _unlocked() -> bool:
+    """True when no launcher password is configured or the right one was entered this session."""
+    password = _secret("launcher_password")
+    if not password or st.session_state.get(state.LAUNCHER_UNLOCKED):
+        return True
+    typed = st.text_input("Launcher password", type="password", key=state.LAUNCHER_PASSWORD)
+    if typed and typed == password:
+        st.session_state[state.LAUNCHER_UNLOCKED] = True
+        return True
+    if typed:
+        st.error("Wrong password.")
+    return False
+
+
+def _launch_form() -> TrainConfig | None:
+    """The training form; returns the run's configuration when submitted."""
+    with st.form("launch_form"):
+        data = st.text_input("Data folder (Training/ and Testing/)", str(launcher.default_data_dir()),
+                             key=state.launch_key("data"))
+        backbone = st.selectbox("Backbone", BACKBONES, index=BACKBONES.index("EfficientNetB0"),
+                                key=state.launch_key("backbone"))
+        weights = st.radio("Weights", list(WEIGHT_CHOICES), format_func=WEIGHT_CHOICES.get, key=state.launch_key("weights"),
+                           help="ImageNet needs internet access to download; a local file is a Keras 'notop' weights file.")
+        weights_file = st.text_input("Local weights file", "", key=state.launch_key("weights_file"))
+        left, right = st.columns(2)
+        image_size = left.number_input("Image size (px)", 32, 512, 128, 16, key=state.launch_key("image_size"))
+        batch_size = right.number_input("Batch size", 1, 256, 32, key=state.launch_key("batch_size"))
+        st.caption("From scratch (weights none): one phase")
+        left, right = st.columns(2)
+        epochs_scratch = left.number_input("Epochs", 1, 200, 30, key=state.launch_key("epochs_scratch"))
+        lr_scratch = right.number_input("Learning rate", 1e-6, 1.0, 2e-3, format="%.1e", key=state.launch_key("lr_scratch"))
+        st.caption("Pretrained weights: head phase, then fine-tuning")
+        left, right = st.columns(2)
+        epochs_head = left.number_input("Head epochs", 0, 200, 12, key=state.launch_key("epochs_head"))
+        lr_head = right.number_input("Head LR", 1e-7, 1.0, 1e-3, format="%.1e", key=state.launch_key("lr_head"))
+        epochs_finetune = left.number_input("Fine-tune epochs", 0, 200, 8, key=state.launch_key("epochs_finetune"))
+        lr_finetune = right.number_input("Fine-tune LR", 1e-8, 1.0, 1e-5, format="%.1e", key=state.launch_key("lr_finetune"))
+        limit = st.number_input("Images per class (0 = all)", 0, 100000, 0, key=state.launch_key("limit"),
+                                help="A small number gives a quick trial run.")
+        name = st.text_input("Run name (optional)", "", key=state.launch_key("name"))
+        if not st.form_submit_button("Start training", type="primary", key=state.launch_key("start")):
+            return None
+    return TrainConfig(
+        data=data, backbone=backbone, weights=weights_file if weights == "file" else weights,
+        image_size=int(image_size), batch_size=int(batch_size), epochs_head=int(epochs_head),
+        epochs_finetune=int(epochs_finetune), epochs_scratch=int(epochs_scratch), lr_head=float(lr_head),
+        lr_finetune=float(lr_finetune), lr_scratch=float(lr_scratch), limit_per_class=int(limit), name=name)
+
+
+def _progress(status: dict[str, Any]) -> float:
+    total = status.get("epochs_total") or 0
+    if not total:
+        return 0.0
+    done = (status.get("global_epoch") or 0) - 1 + (status.get("epoch_progress") or 0.0)
+    return min(max(done / total, 0.0), 1.0)
+
+
+def _show_run(run_dir: Path, active: bool) -> None:
+    status = launcher.run_status(run_dir)
+    run_state = status.get("state", "starting")
+    st.markdown(f"**{run_dir.name}** — {STATE_TEXT.get(run_state, run_state)}")
+    if run_state == "running":
+        st.progress(_progress(status), text=f"phase {status.get('phase', '–')} · epoch {status.get('epoch', 0)}/"
+                                            f"{status.get('phase_epochs', '–')} · "
+                                            f"ETA {format_seconds(status.get('eta_seconds'))}")
+    elif run_state in ("starting", "loading", "evaluating"):
+        st.progress(_progress(status), text={"evaluating": "Evaluating the best checkpoint on the test set…"}.get(
+            run_state, "Starting: loading the data and building the model…"))
+    metrics = status.get("metrics") or {}
+    if metrics:
+        st.caption(f"last epoch: loss {metrics.get('loss', 0):.3f} · accuracy {metrics.get('accuracy', 0):.3f} · "
+                   f"val loss {metrics.get('val_loss', 0):.3f} · val accuracy {metrics.get('val_accuracy', 0):.3f}")
+    if run_state == "failed":
+        st.error(f"The run failed: {status.get('error') or 'no error message'}")
+    elif run_state == "finished":
+        st.success(f"Finished — test accuracy {status.get('test_accuracy', 0):.3f}. The model is in the picker above.")
+    elif run_state == "cancelled":
+        st.info("Cancelled — the best checkpoint was kept and is in the model picker.")
+    history = history_for(run_dir / "model")
+    if history:
+        st.plotly_chart(training_curves(history, stacked=True), key=state.LIVE_CURVES_PREFIX + run_dir.name)
+    with st.expander("Log"):
+        st.code(launcher.process_log_tail(run_dir, 15) or "(no output yet)", language=None)
+    if active and run_state not in launcher.TERMINAL_STATES and st.button("Cancel training", key=state.launch_key("cancel")):
+        launcher.cancel_run()
+        st.info("Cancel requested: the run stops after the current batch and keeps its best checkpoint.")
+
+
+def _run_panel() -> None:
+    """Status of the active (or latest) run; reruns the whole app once the run ends."""
+    lock = launcher.active_run()
+    run_dir = Path(lock["run_dir"]) if lock else launcher.latest_run()
+    if run_dir is None:
+        st.caption("No training runs yet.")
+        return
+    _show_run(run_dir, lock is not None)
+    if st.session_state.get(state.LAUNCH_POLLING) and lock is None:
+        st.session_state[state.LAUNCH_POLLING] = False
+        st.rerun(scope="app")
+
+
+def training_launcher() -> None:
+    """The launcher: password gate, form, start, and the polled status of the run."""
+    with st.sidebar.expander("Train a model", expanded=bool(launcher.active_run())):
+        if not _unlocked():
+            return
+        panel = st.container()
+        options = _launch_form()
+        if options is not None:
+            try:
+                lock = launcher.start_run(options)
+            except BrainScanError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"Started training in {lock['run_dir']} (pid {lock['pid']}).")
+        active = launcher.active_run() is not None
+        st.session_state[state.LAUNCH_POLLING] = active
+        with panel:
+            st.fragment(_run_panel, run_every=POLL_SECONDS if active else None)()
