@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ModelNotFoundError
+from core.io.atomic import atomic_write_text
 
 CARD_FILE = "model_card.json"
 MODEL_FILE = "model.keras"
@@ -53,9 +54,9 @@ class ModelCard:
         return asdict(self)
 
     def save(self, model_dir: Path) -> Path:
-        path = Path(model_dir) / CARD_FILE
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n")
-        return path
+        """Write the card atomically (the app may read it at any moment)."""
+        return atomic_write_text(Path(model_dir) / CARD_FILE,
+                                 json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value: Any) -> Any:
@@ -72,9 +73,9 @@ def load_card(model_dir: str | Path) -> ModelCard:
     if not path.is_file():
         raise ModelNotFoundError(f"No model card at {path}. A model folder holds {MODEL_FILE} and {CARD_FILE}.")
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
         return ModelCard(**raw)
-    except (json.JSONDecodeError, TypeError) as exc:
+    except (ValueError, TypeError, OSError) as exc:  # bad JSON or UTF-8, not a card's fields, unreadable
         raise ModelNotFoundError(f"The model card {path} is unreadable: {exc}") from exc
 
 

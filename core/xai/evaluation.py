@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ExplainError
+from core.io.atomic import atomic_write_text
 from core.model.card import class_label
 from core.model.inference import predict_proba
 from core.xai.explainers import EXPLAINERS, explain, get_spec
@@ -177,9 +178,8 @@ def run_eval(model: Any, card: Any, data_root: str | Path, n: int = 100, methods
 
 
 def save_results(model_dir: str | Path, results: dict[str, Any]) -> Path:
-    path = Path(model_dir) / RESULTS_FILE
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    return path
+    """Write xai_eval.json atomically (the metrics page may read it at any moment)."""
+    return atomic_write_text(Path(model_dir) / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
 
 
 def load_results(model_dir: str | Path) -> dict[str, Any] | None:
@@ -188,6 +188,12 @@ def load_results(model_dir: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ExplainError(f"{path} is not valid JSON ({exc}); rerun `python -m core xai-eval`") from exc
+    except OSError as exc:
+        raise ExplainError(f"{path} cannot be read ({exc.strerror or exc})") from exc
+    methods = results.get("methods") if isinstance(results, dict) else None
+    if not isinstance(methods, dict) or not all(isinstance(m, dict) for m in methods.values()):
+        raise ExplainError(f"{path} is not an XAI evaluation (no 'methods' table); rerun `python -m core xai-eval`")
+    return results

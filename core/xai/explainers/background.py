@@ -7,6 +7,7 @@ all-black image, i.e. "what the model sees when the detail is gone".
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import cv2
 import numpy as np
 
 from core.errors import ExplainError
+from core.io.atomic import atomic_write_with
 
 BACKGROUND_FILE = "shap_background.npz"
 PER_CLASS = 4
@@ -35,9 +37,10 @@ def build_background(data_root: str | Path, image_size: int, per_class: int = PE
 
 
 def save_background(model_dir: str | Path, images: np.ndarray) -> Path:
-    path = Path(model_dir) / BACKGROUND_FILE
-    np.savez_compressed(path, images=np.asarray(images, np.uint8))
-    return path
+    """Cache the background atomically (an explanation may load it at any moment)."""
+    images = np.asarray(images, np.uint8)
+    return atomic_write_with(Path(model_dir) / BACKGROUND_FILE,
+                             lambda handle: np.savez_compressed(handle, images=images))
 
 
 def load_background(model_dir: str | Path | None, image_size: int) -> np.ndarray | None:
@@ -47,7 +50,12 @@ def load_background(model_dir: str | Path | None, image_size: int) -> np.ndarray
     path = Path(model_dir) / BACKGROUND_FILE
     if not path.is_file():
         return None
-    images = np.load(path)["images"].astype(np.float32)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            images = np.asarray(archive["images"]).astype(np.float32)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise ExplainError(f"{path} is unreadable ({type(exc).__name__}: {exc}); delete it to rebuild "
+                           "(python -m core xai-eval)") from exc
     if images.ndim != 4 or images.shape[1:] != (image_size, image_size, 3):
         raise ExplainError(f"{path} holds images of shape {images.shape}, the model needs (N, {image_size}, "
                            f"{image_size}, 3); delete it to rebuild")
