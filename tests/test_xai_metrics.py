@@ -97,11 +97,12 @@ def test_reference_maps():
 def test_sanity_copy_reinitialises_head_and_top_layers_only(model, image):
     from core.xai.metrics.sanity import randomised_copy, rank_correlation
 
+    before = np.asarray(model(image[None]))
     copy = randomised_copy(model, seed=0, top_backbone_layers=1)
     assert not np.allclose(copy.get_layer("predictions").get_weights()[0], model.get_layer("predictions").get_weights()[0])
     assert not np.allclose(copy.get_layer("conv").get_weights()[0], model.get_layer("conv").get_weights()[0])
-    before = np.asarray(model(image[None]))
-    assert np.array_equal(np.asarray(model(image[None])), before)
+    assert np.array_equal(np.asarray(model(image[None])), before), "randomising the copy left the original as it was"
+    assert not np.allclose(np.asarray(copy(image[None])), before), "the copy predicts differently"
     a = random_map(SIZE, 0)
     assert rank_correlation(a, a) == pytest.approx(1.0)
     assert rank_correlation(a, -a) == pytest.approx(1.0)  # absolute values, as in Adebayo et al.
