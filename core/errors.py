@@ -23,3 +23,7 @@ class TrainingConfigError(BrainScanError):
 
 class ExplainError(BrainScanError):
     """An explanation or XAI metric was asked for with options that cannot work."""
+
+
+class LauncherAccessError(BrainScanError):
+    """The training launcher refused: not authorised, locked out, or a path outside the allowed folders."""

@@ -1,10 +1,13 @@
-"""The sidebar launcher through AppTest: a real tiny training run starts, a second is refused, it finishes."""
+"""The sidebar launcher through AppTest: a real tiny training run starts, a second is refused, it finishes;
+closed on a non-local address without a password; password attempts limited; paths restricted to roots."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
+from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from core.training import launcher
@@ -14,15 +17,26 @@ REPO = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 300
 
 
+def _bind(address: str | None) -> None:
+    """Set Streamlit's server.address as `streamlit run --server.address` would (AppTest runs in this process)."""
+    st_config.set_option("server.address", address)
+
+
 @pytest.fixture
 def launcher_env(tiny_model_dir, tiny_dataset, tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     monkeypatch.setenv("BRAINSCAN_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("BRAINSCAN_RUNS", str(runs))
     monkeypatch.setenv("BRAINSCAN_DATA", str(tiny_dataset))
+    monkeypatch.setenv(launcher.DATA_ROOTS_ENV, f"{tiny_dataset}{os.pathsep}{tmp_path / 'data'}")
+    for name in (launcher.PASSWORD_ENV, launcher.OPEN_ENV):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("STREAMLIT_CLIENT_SHOW_ERROR_DETAILS", "full")
     monkeypatch.chdir(REPO)
-    return runs
+    before = st_config.get_option("server.address")
+    _bind("127.0.0.1")
+    yield runs
+    _bind(before)
 
 
 def _app(secrets: dict | None = None) -> AppTest:
@@ -74,20 +88,72 @@ def test_launcher_starts_refuses_second_and_finishes(launcher_env, tiny_dataset)
 
 def test_launcher_failure_is_shown(launcher_env, tmp_path):
     at = _app()
-    at.sidebar.text_input(key=state.launch_key("data")).set_value(str(tmp_path / "nowhere"))
+    at.sidebar.text_input(key=state.launch_key("data")).set_value(str(tmp_path / "data" / "nowhere"))
     at.button(key=state.launch_key("start")).click().run()
     assert any("Training/ and Testing/" in e.value for e in at.sidebar.error)
     assert launcher.active_run(launcher_env) is None
 
 
+@pytest.mark.parametrize("data", ["/etc", "/no/such/folder", "OUTSIDE"])
+def test_launcher_refuses_paths_outside_the_roots(launcher_env, tmp_path, data):
+    at = _app()
+    data = str(tmp_path / "outside") if data == "OUTSIDE" else data
+    _fill_tiny_run(at)
+    at.sidebar.text_input(key=state.launch_key("data")).set_value(data)
+    at.button(key=state.launch_key("start")).click().run()
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 1 and errors[0].startswith("The data folder must be inside one of the allowed folders"), errors
+    assert data not in errors[0], "nothing said about the folder asked for"
+    assert launcher.active_run(launcher_env) is None and not launcher_env.exists()
+
+
+@pytest.mark.parametrize("address", [None, "0.0.0.0", "192.168.1.20"])
+def test_launcher_closed_on_a_non_local_address_without_password(launcher_env, address):
+    _bind(address)
+    at = _app()
+    assert "launch_start" not in _keys(at)
+    assert any("Training is disabled" in i.value for i in at.sidebar.info)
+    assert state.LAUNCHER_PASSWORD not in {t.key for t in at.sidebar.text_input}
+
+
+def test_launcher_open_on_a_non_local_address_when_explicitly_allowed(launcher_env):
+    _bind("0.0.0.0")
+    assert "launch_start" in _keys(_app({"launcher_open_without_password": True}))
+
+
 def test_launcher_hidden_behind_password(launcher_env):
+    _bind("0.0.0.0")
     at = _app({"launcher_password": "s3cret"})
     assert "launch_start" not in _keys(at)
     at.sidebar.text_input(key=state.LAUNCHER_PASSWORD).set_value("wrong").run()
-    assert any("Wrong password" in e.value for e in at.sidebar.error)
+    assert any("Wrong launcher password" in e.value for e in at.sidebar.error)
     assert "launch_start" not in _keys(at)
+    at.run()
+    assert at.session_state[state.LAUNCHER_ATTEMPTS].failures == 1, "a rerun is not another attempt"
     at.sidebar.text_input(key=state.LAUNCHER_PASSWORD).set_value("s3cret").run()
     assert "launch_start" in _keys(at)
+
+
+def test_launcher_locks_out_after_repeated_wrong_passwords(launcher_env):
+    _bind("0.0.0.0")
+    at = _app({"launcher_password": "s3cret"})
+    for i in range(5):
+        at.sidebar.text_input(key=state.LAUNCHER_PASSWORD).set_value(f"wrong{i}").run()
+    assert any("Too many wrong passwords" in e.value for e in at.sidebar.error)
+    assert at.sidebar.text_input(key=state.LAUNCHER_PASSWORD).disabled
+    at.session_state[state.LAUNCHER_PASSWORD] = "s3cret"
+    at.run()
+    assert "launch_start" not in _keys(at), "the right password does not open a locked-out session"
+
+
+def test_a_changed_password_locks_the_session_again(launcher_env):
+    at = _app({"launcher_password": "s3cret"})
+    at.sidebar.text_input(key=state.LAUNCHER_PASSWORD).set_value("s3cret").run()
+    _fill_tiny_run(at)
+    at.secrets["launcher_password"] = "changed"
+    at.button(key=state.launch_key("start")).click().run()
+    assert launcher.active_run(launcher_env) is None
+    assert "launch_start" not in _keys(at)
 
 
 def _keys(at: AppTest) -> set[str]:

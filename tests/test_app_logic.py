@@ -91,11 +91,17 @@ def test_format_seconds_and_key_numbers_text():
 
 def test_registry_lists_default_model_and_finished_runs(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("BRAINSCAN_MODEL", str(tiny_model_dir))
-    run_model = tmp_path / "run1" / rf.MODEL_SUBDIR
-    shutil.copytree(tiny_model_dir, run_model)
+    for name in ("run1", "unevaluated", "running", "empty-model"):
+        shutil.copytree(tiny_model_dir, tmp_path / name / rf.MODEL_SUBDIR)
+        rf.write_json(tmp_path / name / rf.STATUS_FILE, {"state": "running" if name == "running" else "finished"})
+    for name in ("run1", "running", "empty-model"):
+        card = load_card(tmp_path / name / rf.MODEL_SUBDIR)
+        card.evaluation = EVALUATION
+        card.save(tmp_path / name / rf.MODEL_SUBDIR)
+    (tmp_path / "empty-model" / rf.MODEL_SUBDIR / "model.keras").write_bytes(b"")
     (tmp_path / "unfinished").mkdir()
     entries = list_models(tmp_path)
-    assert [e.source for e in entries] == ["BRAINSCAN_MODEL", "run run1"]
+    assert [e.source for e in entries] == ["BRAINSCAN_MODEL", "run run1"], "only finished, complete runs"
     assert entries[1].card.name == "tiny-test-model"
     assert entries[0].key.endswith(f"@{model_mtime(tiny_model_dir):.0f}")
     monkeypatch.setenv("BRAINSCAN_MODEL", str(tmp_path / "missing"))

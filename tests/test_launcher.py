@@ -10,10 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import TrainingConfigError
+from core.errors import LauncherAccessError, TrainingConfigError
 from core.training import launcher
 from core.training import run_files as rf
 from core.training.loop import TrainConfig
+
+
+def _open(*roots: Path) -> launcher.LauncherAccess:
+    """A launcher on an app bound to localhost, allowed to use `roots` for data and weights."""
+    return launcher.LauncherAccess(server_address="127.0.0.1", data_roots=roots, weights_roots=roots)
 
 
 def _dead_pid() -> int:
@@ -43,6 +48,9 @@ def test_train_command_scratch_and_pretrained(tmp_path):
     assert (parsed.data, parsed.run_dir, parsed.backbone, parsed.weights) == ("D", str(tmp_path), "TinyCNN", "none")
     assert (parsed.image_size, parsed.epochs_scratch, parsed.lr_scratch) == (32, 2, 0.01)
     assert (parsed.limit_per_class, parsed.name) == (5, "my run")
+    dashes = launcher.train_command(TrainConfig(data="-D", weights="none", name="-x", lr_scratch=-1.0), Path("-r"))
+    parsed = parse_args(dashes[3:])
+    assert (parsed.data, parsed.run_dir, parsed.name, parsed.lr_scratch) == ("-D", "-r", "-x", -1.0)
     pretrained = launcher.train_command(TrainConfig(data="D", weights="imagenet", epochs_head=3, epochs_finetune=1,
                                                     lr_finetune=2e-5), tmp_path)
     assert "--epochs-scratch" not in pretrained and "--limit-per-class" not in pretrained
@@ -76,11 +84,11 @@ def test_one_active_run_at_a_time_and_lock_released_after_exit(tiny_dataset, tmp
     monkeypatch.setattr(launcher, "train_command",
                         lambda config, run_dir: [sys.executable, "-c", "import time; print('hi'); time.sleep(1.5)"])
     options = TrainConfig(data=str(tiny_dataset), backbone="TinyCNN", weights="none")
-    lock = launcher.start_run(options, tmp_path)
+    lock = launcher.start_run(options, tmp_path, access=_open(tiny_dataset))
     assert launcher.active_run(tmp_path)["pid"] == lock["pid"]
     assert json.loads((Path(lock["run_dir"]) / launcher.LAUNCH_FILE).read_text())["pid"] == lock["pid"]
     with pytest.raises(TrainingConfigError, match="already active"):
-        launcher.start_run(options, tmp_path)
+        launcher.start_run(options, tmp_path, access=_open(tiny_dataset))
     deadline = time.time() + 20
     while launcher.active_run(tmp_path) and time.time() < deadline:
         time.sleep(0.2)
@@ -105,10 +113,14 @@ def test_cancel_run_writes_the_cancel_request(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (tmp_path / launcher.LOCK_FILE).write_text(json.dumps({"run_dir": str(run), "pid": os.getpid()}))
-    assert launcher.cancel_run(tmp_path) == run
+    guarded = launcher.LauncherAccess(password="s3cret", server_address="127.0.0.1")
+    with pytest.raises(LauncherAccessError, match="Wrong launcher password"):
+        launcher.cancel_run(tmp_path, access=guarded, password="nope")
+    assert not (run / rf.CANCEL_FILE).exists()
+    assert launcher.cancel_run(tmp_path, access=guarded, password="s3cret") == run
     assert (run / rf.CANCEL_FILE).exists()
     (tmp_path / launcher.LOCK_FILE).unlink()
-    assert launcher.cancel_run(tmp_path) is None
+    assert launcher.cancel_run(tmp_path, access=_open()) is None
 
 
 def test_list_runs_newest_first(tmp_path):
@@ -120,3 +132,97 @@ def test_list_runs_newest_first(tmp_path):
     (tmp_path / "not-a-run").mkdir()
     assert [p.name for p in launcher.list_runs(tmp_path)] == ["b", "a"]
     assert launcher.list_runs(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize("address, open_setting, password, typed, allowed", [
+    ("127.0.0.1", False, None, None, True),
+    ("localhost", False, None, None, True),
+    ("::1", False, None, None, True),
+    ("[::1]", False, None, None, True),
+    (None, False, None, None, False),          # Streamlit's default: every interface
+    ("", False, None, None, False),
+    ("0.0.0.0", False, None, None, False),
+    ("10.1.2.3", False, None, None, False),
+    ("0.0.0.0", True, None, None, True),       # opened explicitly
+    ("0.0.0.0", False, "pw", "pw", True),
+    ("0.0.0.0", False, "pw", "PW", False),
+    ("0.0.0.0", False, "pw", None, False),
+    ("127.0.0.1", False, "pw", "", False),     # a configured password is asked for on localhost too
+    ("0.0.0.0", True, "pw", "x", False),
+])
+def test_launcher_access_is_closed_by_default(address, open_setting, password, typed, allowed):
+    access = launcher.LauncherAccess(password=password, server_address=address, open_without_password=open_setting)
+    if allowed:
+        access.authorise(typed)
+    else:
+        with pytest.raises(LauncherAccessError, match="closed|Wrong launcher password"):
+            access.authorise(typed)
+
+
+def test_start_run_refuses_without_authorisation(tiny_dataset, tmp_path):
+    options = TrainConfig(data=str(tiny_dataset), backbone="TinyCNN", weights="none")
+    public = launcher.LauncherAccess(server_address="0.0.0.0", data_roots=(tiny_dataset,))
+    with pytest.raises(LauncherAccessError, match="closed"):
+        launcher.start_run(options, tmp_path, access=public)
+    with pytest.raises(LauncherAccessError, match="Wrong"):
+        launcher.start_run(options, tmp_path, access=launcher.LauncherAccess(password="pw", server_address="0.0.0.0",
+                                                                            data_roots=(tiny_dataset,)), password="x")
+    assert launcher.active_run(tmp_path) is None and not list(tmp_path.iterdir())
+
+
+def test_paths_outside_the_roots_are_refused_alike(tmp_path):
+    root, outside = tmp_path / "allowed", tmp_path / "secret"
+    (root / "data").mkdir(parents=True)
+    outside.mkdir()
+    (root / "escape").symlink_to(outside)
+    (root / "w.h5").write_bytes(b"")
+    access = _open(root)
+    messages = set()
+    for data in (outside, tmp_path / "missing", root / "escape", root / ".." / "secret", "/etc"):
+        with pytest.raises(LauncherAccessError, match="must be inside") as info:
+            access.check_paths(TrainConfig(data=str(data), weights="none"))
+        messages.add(str(info.value))
+    assert len(messages) == 1, "the same message whether or not the folder exists"
+    access.check_paths(TrainConfig(data=str(root / "data"), weights=str(root / "w.h5")))
+    access.check_paths(TrainConfig(data=str(root / "not-yet"), weights="imagenet"))
+    with pytest.raises(LauncherAccessError, match="weights file must be inside"):
+        access.check_paths(TrainConfig(data=str(root / "data"), weights=str(outside / "w.h5")))
+
+
+def test_access_from_settings_secrets_then_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(launcher.PASSWORD_ENV, "from-env")
+    monkeypatch.setenv(launcher.DATA_ROOTS_ENV, f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}")
+    monkeypatch.delenv(launcher.OPEN_ENV, raising=False)
+    access = launcher.access_from_settings({}, "0.0.0.0")
+    assert access.password == "from-env" and access.data_roots == (tmp_path / "a", tmp_path / "b")
+    assert not access.open_without_password and access.needs_password
+    access = launcher.access_from_settings({"launcher_password": "from-secrets", "launcher_data_roots": ["/x"],
+                                            "launcher_open_without_password": True}, "localhost")
+    assert access.password == "from-secrets" and access.data_roots == (Path("/x"),) and access.open_without_password
+    monkeypatch.delenv(launcher.PASSWORD_ENV)
+    monkeypatch.delenv(launcher.DATA_ROOTS_ENV)
+    access = launcher.access_from_settings({}, None)
+    assert access.password is None and access.data_roots == (launcher.default_data_dir(),)
+
+
+def test_attempt_limiter_locks_out_with_backoff():
+    access = launcher.LauncherAccess(password="right", server_address="0.0.0.0")
+    limiter = launcher.AttemptLimiter(max_failures=3, base_seconds=10, max_seconds=25)
+    for _ in range(2):
+        with pytest.raises(LauncherAccessError, match="Wrong"):
+            limiter.attempt(access, "wrong", now=0.0)
+    limiter.attempt(access, "right", now=0.0)
+    assert limiter.failures == 0, "a success resets the count"
+    for _ in range(3):
+        with pytest.raises(LauncherAccessError, match="Wrong"):
+            limiter.attempt(access, "wrong", now=100.0)
+    assert limiter.wait_seconds(now=100.0) == 10
+    with pytest.raises(LauncherAccessError, match="try again in 5 s"):
+        limiter.attempt(access, "right", now=105.0)
+    with pytest.raises(LauncherAccessError, match="Wrong"):
+        limiter.attempt(access, "wrong", now=110.0)
+    assert limiter.wait_seconds(now=110.0) == 20, "the lock-out doubles"
+    with pytest.raises(LauncherAccessError, match="Wrong"):
+        limiter.attempt(access, "wrong", now=130.0)
+    assert limiter.wait_seconds(now=130.0) == 25, "up to the cap"
+    limiter.attempt(access, "right", now=155.0)

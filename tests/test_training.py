@@ -42,7 +42,11 @@ def test_run_folder_has_everything_the_app_polls(finished_run):
     assert [row["global_epoch"] for row in history] == list(range(1, 21))
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "phase"} <= set(history[0])
     assert history[-1]["learning_rate"] < history[1]["learning_rate"], "cosine schedule decays"
-    assert (finished_run / "checkpoints" / "best.weights.h5").is_file()
+    checkpoints = [p.name for p in (finished_run / rf.CHECKPOINT_SUBDIR).iterdir()]
+    assert len(checkpoints) == 1 and checkpoints[0].startswith(rf.CHECKPOINT_PREFIX), "one published checkpoint"
+    last = rf.latest_checkpoint(finished_run / rf.CHECKPOINT_SUBDIR)
+    assert {p.name for p in last.iterdir()} == {rf.CHECKPOINT_MODEL, rf.BEST_WEIGHTS, rf.CHECKPOINT_STATE}
+    assert rf.read_json(last / rf.CHECKPOINT_STATE)["global_epoch"] == 20
     assert "phase scratch epoch 20/20" in (finished_run / "train.log").read_text()
 
 
@@ -107,6 +111,57 @@ def test_killed_run_resumes_where_it_stopped(tiny_dataset, tmp_path):
     assert [row["global_epoch"] for row in history] == list(range(1, 41)), "no epoch lost or repeated"
     assert rf.read_status(run_dir)["state"] == "finished"
     assert "resuming at phase 0 epoch" in (run_dir / "train.log").read_text()
+
+
+def _listed_runs(runs: Path) -> list:
+    from core.training.registry import list_models
+
+    return [e for e in list_models(runs) if e.source.startswith("run ")]
+
+
+@pytest.mark.parametrize("point", ["checkpoint:2", "evaluation", "export"])
+def test_kill_at_each_dangerous_moment_then_resume(tiny_dataset, tiny_model_dir, tmp_path, monkeypatch, point):
+    """SIGKILL (through the test-only BRAINSCAN_TEST_KILL_AT hook) while a checkpoint is half-written, during
+    the final evaluation and during the export: nothing half-written is ever listed in the model picker, and
+    the resumed run trains every epoch exactly once (the optimiser's step count proves it)."""
+    import keras
+
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(tiny_model_dir))
+    runs, epochs = tmp_path / "runs", 3
+    run_dir = runs / "run"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", rf.KILL_AT_ENV: point}
+    proc = subprocess.Popen([sys.executable, "-m", "train", "--data", str(tiny_dataset), "--run-dir", str(run_dir),
+                             "--epochs-scratch", str(epochs), "--limit-per-class", "4", *TINY],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while proc.poll() is None and time.time() < deadline:
+        assert _listed_runs(runs) == [], "a run is listed before it finished"
+        time.sleep(0.05)
+    assert proc.wait(10) == -signal.SIGKILL, proc.stderr.read()[-3000:]
+    assert _listed_runs(runs) == []
+    checkpoint = rf.latest_checkpoint(run_dir / rf.CHECKPOINT_SUBDIR)
+    if point.startswith("checkpoint"):
+        assert rf.read_json(checkpoint / rf.CHECKPOINT_STATE)["global_epoch"] == 1, "the half-written one is not used"
+        staged = list((run_dir / rf.CHECKPOINT_SUBDIR).glob(rf.STAGING_PREFIX + "*"))
+        assert len(staged) == 1 and {p.name for p in staged[0].iterdir()} >= {rf.CHECKPOINT_MODEL}
+        assert not (staged[0] / rf.CHECKPOINT_STATE).exists()
+    else:
+        assert rf.read_json(checkpoint / rf.CHECKPOINT_STATE)["global_epoch"] == epochs
+        assert not (run_dir / rf.MODEL_SUBDIR).exists(), "no model folder before evaluation and export finished"
+        assert rf.read_status(run_dir)["state"] == "evaluating"
+
+    out = train(TrainConfig(data=""), run_dir, resume=True)
+    assert rf.read_status(run_dir)["state"] == "finished"
+    assert [e.path for e in _listed_runs(runs)] == [out]
+    assert [row["global_epoch"] for row in rf.read_json(run_dir / rf.HISTORY_FILE)] == list(range(1, epochs + 1))
+    checkpoint = rf.latest_checkpoint(run_dir / rf.CHECKPOINT_SUBDIR)
+    assert [p.name for p in (run_dir / rf.CHECKPOINT_SUBDIR).iterdir()] == [checkpoint.name], "leftovers removed"
+    assert not list(run_dir.glob(rf.STAGING_PREFIX + "*"))
+    card = load_model(out)[1]
+    steps = -(-card.training["split_sizes"]["train"] // 4)
+    optimizer_steps = int(keras.saving.load_model(checkpoint / rf.CHECKPOINT_MODEL).optimizer.iterations)
+    assert optimizer_steps == steps * epochs, "no epoch trained twice or skipped"
+    assert card.evaluation["test"]["n"] == 16
 
 
 def test_resume_can_shorten_a_cosine_run(tiny_dataset, tmp_path):

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     import_tensorflow_quietly()
     try:
         if args.resume:
-            given = {k: getattr(args, k) for k in RESUME_OVERRIDES if f"--{k.replace('_', '-')}" in (argv or sys.argv)}
+            given = {k: getattr(args, k) for k in RESUME_OVERRIDES if _given(k, argv or sys.argv[1:])}
             out = train(TrainConfig(data=""), args.resume, resume=True, epoch_overrides=given)
         else:
             if not args.data:
@@ -76,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         raise
     print(f"model: {out}")
     return 0
+
+
+def _given(name: str, argv: list[str]) -> bool:
+    """True when option `name` appears on the command line, as `--flag VALUE` or `--flag=VALUE`."""
+    flag = f"--{name.replace('_', '-')}"
+    return any(arg == flag or arg.startswith(flag + "=") for arg in argv)
 
 
 def _mark_failed(args: argparse.Namespace, exc: BaseException) -> None:

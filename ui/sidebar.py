@@ -38,25 +38,64 @@ def model_picker() -> None:
     st.sidebar.caption(f"{entry.source} · " + (key_numbers_text(numbers) if numbers else "model card unreadable"))
 
 
-def _secret(name: str) -> str | None:
+def _secrets() -> dict[str, Any]:
     try:
-        value = st.secrets.get(name)
+        return dict(st.secrets)
     except FileNotFoundError:
-        return None
-    return str(value) if value else None
+        return {}
 
 
-def _unlocked() -> bool:
-    """True when no launcher password is configured or the right one was entered this session."""
-    password = _secret("launcher_password")
-    if not password or st.session_state.get(state.LAUNCHER_UNLOCKED):
+def _access() -> launcher.LauncherAccess:
+    """The launcher's access rules, read afresh on every run (secrets, environment, the bound address)."""
+    return launcher.access_from_settings(_secrets(), st.get_option("server.address"))
+
+
+def _limiter() -> launcher.AttemptLimiter:
+    return st.session_state.setdefault(state.LAUNCHER_ATTEMPTS, launcher.AttemptLimiter())
+
+
+def _check_typed_password() -> None:
+    """on_change of the password field: one attempt per submitted value; the field is emptied again."""
+    typed = st.session_state.get(state.LAUNCHER_PASSWORD) or ""
+    st.session_state[state.LAUNCHER_PASSWORD] = ""
+    if not typed:
+        return
+    try:
+        _limiter().attempt(_access(), typed)
+    except BrainScanError as exc:
+        st.session_state[state.LAUNCHER_MESSAGE] = str(exc)
+    else:
+        st.session_state[state.LAUNCHER_UNLOCKED] = typed
+        st.session_state.pop(state.LAUNCHER_MESSAGE, None)
+
+
+def _password() -> str | None:
+    """The password this session unlocked the launcher with (kept server-side, re-checked on start and cancel)."""
+    return st.session_state.get(state.LAUNCHER_UNLOCKED)
+
+
+def _unlocked(access: launcher.LauncherAccess) -> bool:
+    """True when the launcher is open to this session; otherwise shows why, or the password field."""
+    if not access.needs_password:
         return True
-    typed = st.text_input("Launcher password", type="password", key=state.LAUNCHER_PASSWORD)
-    if typed and typed == password:
-        st.session_state[state.LAUNCHER_UNLOCKED] = True
+    if not access.password:
+        st.info("Training is disabled: this app is reachable from other machines and no launcher password is set. "
+                f"Set `{launcher.PASSWORD_SETTING}` in .streamlit/secrets.toml (or {launcher.PASSWORD_ENV}), or bind "
+                "the app to localhost (`--server.address 127.0.0.1`).")
+        return False
+    try:
+        access.authorise(_password())
         return True
-    if typed:
-        st.error("Wrong password.")
+    except BrainScanError:
+        st.session_state.pop(state.LAUNCHER_UNLOCKED, None)
+    wait = _limiter().wait_seconds()
+    st.text_input("Launcher password", type="password", key=state.LAUNCHER_PASSWORD, on_change=_check_typed_password,
+                  disabled=wait > 0)
+    message = st.session_state.get(state.LAUNCHER_MESSAGE)
+    if wait > 0:
+        st.error(f"Too many wrong passwords: try again in {format_seconds(wait)}.")
+    elif message:
+        st.error(message)
     return False
 
 
@@ -130,7 +169,11 @@ def _show_run(run_dir: Path, active: bool) -> None:
     with st.expander("Log"):
         st.code(launcher.process_log_tail(run_dir, 15) or "(no output yet)", language=None)
     if active and run_state not in launcher.TERMINAL_STATES and st.button("Cancel training", key=state.launch_key("cancel")):
-        launcher.cancel_run()
+        try:
+            launcher.cancel_run(access=_access(), password=_password())
+        except BrainScanError as exc:
+            st.error(str(exc))
+            return
         st.info("Cancel requested: the run stops after the current batch and keeps its best checkpoint.")
 
 
@@ -150,13 +193,14 @@ def _run_panel() -> None:
 def training_launcher() -> None:
     """The launcher: password gate, form, start, and the polled status of the run."""
     with st.sidebar.expander("Train a model", expanded=bool(launcher.active_run())):
-        if not _unlocked():
+        access = _access()
+        if not _unlocked(access):
             return
         panel = st.container()
         options = _launch_form()
         if options is not None:
             try:
-                lock = launcher.start_run(options)
+                lock = launcher.start_run(options, access=_access(), password=_password())
             except BrainScanError as exc:
                 st.error(str(exc))
             else:

@@ -4,18 +4,27 @@ The app never trains in its own process: `start_run` spawns `python -m train` in
 (it survives page reloads and browser closes) with its output in the run folder. A lock file
 `<runs>/.active` (JSON: run_dir, pid, started) allows a single active run; a lock whose process
 is gone is stale and is removed by the next `active_run` call.
+
+Starting and cancelling need a `LauncherAccess`: closed by default, the launcher works without a
+password only when the app is bound to localhost or an explicit setting opens it; a configured
+password is always required (checked with `hmac.compare_digest` on every start and cancel, failed
+attempts limited by `AttemptLimiter`); data and weights paths must lie inside configured roots.
 """
 from __future__ import annotations
 
+import hmac
 import json
+import math
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import TrainingConfigError
+from core.errors import LauncherAccessError, TrainingConfigError
 from core.model.factory import resolve_weights
 from core.training import run_files as rf
 from core.training.loop import TrainConfig, validate
@@ -39,22 +48,141 @@ def default_data_dir() -> Path:
     return Path(env).expanduser() if env else REPO.parent / "shared" / "data" / "brain-tumor-mri"
 
 
+LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
+PASSWORD_SETTING, PASSWORD_ENV = "launcher_password", "BRAINSCAN_LAUNCHER_PASSWORD"
+OPEN_SETTING, OPEN_ENV = "launcher_open_without_password", "BRAINSCAN_LAUNCHER_OPEN"
+DATA_ROOTS_SETTING, DATA_ROOTS_ENV = "launcher_data_roots", "BRAINSCAN_DATA_ROOTS"
+WEIGHTS_ROOTS_SETTING, WEIGHTS_ROOTS_ENV = "launcher_weights_roots", "BRAINSCAN_WEIGHTS_ROOTS"
+NOT_A_PATH = ("", "none", "scratch", "imagenet")
+
+
+def default_weights_roots() -> tuple[Path, ...]:
+    """<repo>/weights and Keras' own cache (~/.keras/models)."""
+    return REPO / "weights", Path("~/.keras/models").expanduser()
+
+
+@dataclass(frozen=True)
+class LauncherAccess:
+    """Who may start and cancel runs, and on which folders.
+
+    `password`: the configured launcher password (None: none set). `server_address`: the address the app
+    listens on (Streamlit's server.address; None or empty means every interface). `open_without_password`:
+    the explicit setting that opens a non-local app without a password.
+    """
+
+    password: str | None = None
+    server_address: str | None = None
+    open_without_password: bool = False
+    data_roots: tuple[Path, ...] = field(default_factory=lambda: (default_data_dir(),))
+    weights_roots: tuple[Path, ...] = field(default_factory=default_weights_roots)
+
+    @property
+    def local_only(self) -> bool:
+        """True when the app is bound to a loopback address, so only this machine can reach it."""
+        return (self.server_address or "").strip().strip("[]").lower() in LOCAL_ADDRESSES
+
+    @property
+    def needs_password(self) -> bool:
+        """A configured password is always asked for; without one, only a local or explicitly opened app is open."""
+        return bool(self.password) or not (self.local_only or self.open_without_password)
+
+    def authorise(self, password: str | None) -> None:
+        """Raise LauncherAccessError unless `password` opens the launcher (constant-time comparison)."""
+        if not self.needs_password:
+            return
+        if not self.password:
+            raise LauncherAccessError(
+                "The training launcher is closed: the app is reachable from other machines and no launcher password "
+                f"is set ({PASSWORD_SETTING} in .streamlit/secrets.toml or {PASSWORD_ENV}).")
+        if not hmac.compare_digest((password or "").encode(), self.password.encode()):
+            raise LauncherAccessError("Wrong launcher password.")
+
+    def check_paths(self, config: TrainConfig) -> None:
+        """Refuse a data folder or weights file outside the allowed roots, with a message that is the same
+        whether or not the path exists (symbolic links are followed before the check)."""
+        _inside(config.data, self.data_roots, "The data folder")
+        if str(config.weights or "").lower() not in NOT_A_PATH:
+            _inside(str(config.weights), self.weights_roots, "The weights file")
+
+
+def _inside(value: str, roots: tuple[Path, ...], what: str) -> None:
+    real = Path(os.path.realpath(Path(value).expanduser()))
+    if not any(real.is_relative_to(os.path.realpath(root)) for root in roots):
+        allowed = ", ".join(str(root) for root in roots) or "(none configured)"
+        raise LauncherAccessError(f"{what} must be inside one of the allowed folders: {allowed}.")
+
+
+def _roots(value: Any) -> tuple[Path, ...] | None:
+    if not value:
+        return None
+    items = value.split(os.pathsep) if isinstance(value, str) else list(value)
+    return tuple(Path(str(item)).expanduser() for item in items if str(item).strip())
+
+
+def _true(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def access_from_settings(settings: Mapping[str, Any], server_address: str | None) -> LauncherAccess:
+    """The launcher's access rules from the app's secrets (`settings`), else the environment, else defaults."""
+    def setting(name: str, env: str) -> Any:
+        return settings.get(name) if settings.get(name) not in (None, "") else os.environ.get(env)
+
+    password = setting(PASSWORD_SETTING, PASSWORD_ENV)
+    return LauncherAccess(
+        password=str(password) if password else None, server_address=server_address,
+        open_without_password=_true(setting(OPEN_SETTING, OPEN_ENV)),
+        data_roots=_roots(setting(DATA_ROOTS_SETTING, DATA_ROOTS_ENV)) or (default_data_dir(),),
+        weights_roots=_roots(setting(WEIGHTS_ROOTS_SETTING, WEIGHTS_ROOTS_ENV)) or default_weights_roots())
+
+
+@dataclass
+class AttemptLimiter:
+    """Password attempts of one session: after `max_failures` wrong ones in a row it refuses every attempt
+    for `base_seconds`, doubling with each further failure up to `max_seconds`."""
+
+    max_failures: int = 5
+    base_seconds: float = 30.0
+    max_seconds: float = 900.0
+    failures: int = 0
+    locked_until: float = 0.0
+
+    def wait_seconds(self, now: float | None = None) -> float:
+        """Seconds until the next attempt is accepted (0: now)."""
+        return max(self.locked_until - (time.monotonic() if now is None else now), 0.0)
+
+    def attempt(self, access: LauncherAccess, password: str, now: float | None = None) -> None:
+        """Check `password` unless locked out; raise LauncherAccessError when refused."""
+        now = time.monotonic() if now is None else now
+        wait = self.wait_seconds(now)
+        if wait > 0:
+            raise LauncherAccessError(f"Too many wrong passwords: try again in {math.ceil(wait)} s.")
+        try:
+            access.authorise(password)
+        except LauncherAccessError:
+            self.failures += 1
+            if self.failures >= self.max_failures:
+                delay = min(self.base_seconds * 2 ** (self.failures - self.max_failures), self.max_seconds)
+                self.locked_until = now + delay
+            raise
+        self.failures = 0
+
+
 COMMON_FLAGS = ("backbone", "weights", "image_size", "batch_size")
 SCRATCH_FLAGS = ("epochs_scratch", "lr_scratch")
 PRETRAINED_FLAGS = ("epochs_head", "lr_head", "epochs_finetune", "lr_finetune")
 
 
 def train_command(config: TrainConfig, run_dir: Path) -> list[str]:
-    """The `python -m train` command line for the launcher's choices in `config`."""
+    """The `python -m train` command line for the launcher's choices in `config`. Every value is joined to its
+    flag (`--name=-x`), so values starting with `-` are never taken for options."""
     names = COMMON_FLAGS + (SCRATCH_FLAGS if resolve_weights(config.weights) is None else PRETRAINED_FLAGS)
     if config.limit_per_class:
         names += ("limit_per_class",)
     if config.name:
         names += ("name",)
-    command = [sys.executable, "-m", "train", "--data", str(config.data), "--run-dir", str(run_dir)]
-    for name in names:
-        command += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
-    return command
+    command = [sys.executable, "-m", "train", f"--data={config.data}", f"--run-dir={run_dir}"]
+    return command + [f"--{name.replace('_', '-')}={getattr(config, name)}" for name in names]
 
 
 def check_options(config: TrainConfig) -> None:
@@ -131,8 +259,11 @@ def new_run_dir(root: Path, config: TrainConfig) -> Path:
     return run_dir
 
 
-def start_run(config: TrainConfig, root: Path | None = None) -> dict[str, Any]:
-    """Spawn the training process and take the lock; returns the lock content."""
+def start_run(config: TrainConfig, root: Path | None = None, *, access: LauncherAccess,
+              password: str | None = None) -> dict[str, Any]:
+    """Check the password and paths, spawn the training process and take the lock; returns the lock content."""
+    access.authorise(password)
+    access.check_paths(config)
     check_options(config)
     root = Path(root or runs_root())
     root.mkdir(parents=True, exist_ok=True)
@@ -199,8 +330,9 @@ def latest_run(root: Path | None = None) -> Path | None:
     return runs[0] if runs else None
 
 
-def cancel_run(root: Path | None = None) -> Path | None:
-    """Ask the active run to stop after its current batch (its best checkpoint is exported)."""
+def cancel_run(root: Path | None = None, *, access: LauncherAccess, password: str | None = None) -> Path | None:
+    """Check the password, then ask the active run to stop after its current batch (its best checkpoint is exported)."""
+    access.authorise(password)
     lock = active_run(root)
     if lock is None:
         return None

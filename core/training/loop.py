@@ -1,8 +1,9 @@
 """The training loop: two-phase transfer learning or a from-scratch recipe, resumable, observable.
 
 Every run writes a run folder: config.json, train.log, history.json, status.json (updated during
-each epoch, polled by the app), checkpoints/ (last.keras with optimiser state, best.weights.h5 by
-validation accuracy, state.json) and, at the end, model/ with model.keras + model_card.json.
+each epoch, polled by the app), checkpoints/ckpt-NNNNNN/ (last.keras with optimiser state,
+best.weights.h5 by validation accuracy, state.json; published as one unit by a rename) and, at the
+end, model/ with model.keras + model_card.json (published by a rename after the evaluation).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from core.data.discovery import discover, fingerprint, limit_per_class, load_samples, make_splits
 from core.errors import TrainingConfigError
-from core.model.card import ModelCard
+from core.model.card import MODEL_FILE, ModelCard
 from core.model.factory import BACKBONES, DEFAULT_BACKBONE, build_model, feature_layer_name, resolve_weights
 from core.training import run_files as rf
 
@@ -203,13 +204,6 @@ class _Cancel:
         return self.flag or (self.run_dir / rf.CANCEL_FILE).exists()
 
 
-def _save_atomically(save: Any, path: Path) -> None:
-    """Write via a temporary file and rename, so a kill mid-save never corrupts a checkpoint."""
-    tmp = path.with_name("tmp-" + path.name)
-    save(tmp)
-    os.replace(tmp, path)
-
-
 def _monitor_class() -> Any:
     import keras
 
@@ -258,18 +252,17 @@ def _monitor_class() -> Any:
             row = {"phase": phase.name, "phase_index": self.phase_index, "epoch": epoch + 1,
                    "global_epoch": self.state["global_epoch"], "seconds": round(seconds, 1),
                    "learning_rate": float(np.asarray(lr)), **logs}
-            ckpt = self.run_dir / rf.CHECKPOINT_SUBDIR
             val_acc = logs.get("val_accuracy", float("nan"))
             improved = val_acc > self.state["best_val_accuracy"]
             if improved:
                 self.state["best_val_accuracy"] = val_acc
                 self.state["best_epoch"] = self.state["global_epoch"]
-                _save_atomically(lambda path: self.model.save_weights(path), ckpt / "best.weights.h5")
-            _save_atomically(self.model.save, ckpt / "last.keras")
             self.state["elapsed"] = time.time() - self.state["started"]
-            rf.write_json(ckpt / "state.json", self.state)
+            # History first: a resume truncates it to the checkpoint's epoch, so a kill in between loses no row.
             history = rf.read_json(self.run_dir / rf.HISTORY_FILE, [])
-            rf.write_json(self.run_dir / rf.HISTORY_FILE, [*history, row])
+            rf.write_json(self.run_dir / rf.HISTORY_FILE, [*history, row], durable=True)
+            rf.save_checkpoint(self.run_dir / rf.CHECKPOINT_SUBDIR, self.state, self.model.save,
+                               self.model.save_weights if improved else None)
             eta = seconds * self._remaining_epochs(epoch + 1)
             rf.update_status(self.run_dir, state="running", phase=phase.name, phase_index=self.phase_index,
                              epoch=epoch + 1, phase_epochs=phase.epochs, global_epoch=self.state["global_epoch"],
@@ -364,15 +357,16 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
 
     phases = plan_phases(config)
     ckpt = run_dir / rf.CHECKPOINT_SUBDIR
-    state = rf.read_json(ckpt / "state.json") if resume else None
-    resuming = state is not None and (ckpt / "last.keras").exists()
+    checkpoint = rf.latest_checkpoint(ckpt) if resume else None
+    state = rf.read_json(checkpoint / rf.CHECKPOINT_STATE) if checkpoint else None
+    resuming = state is not None
     if not resuming:
         state = {"phase_index": 0, "epoch": 0, "global_epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0,
                  "elapsed_before": 0.0}
     else:
         log.info("resuming at phase %d epoch %d (best val_accuracy %.4f)", state["phase_index"], state["epoch"],
                  state["best_val_accuracy"])
-        elapsed = state.get("elapsed", (ckpt / "state.json").stat().st_mtime - state["started"])
+        elapsed = state.get("elapsed", (checkpoint / rf.CHECKPOINT_STATE).stat().st_mtime - state["started"])
         state["elapsed_before"] = state.get("elapsed_before", 0.0) + elapsed
         history = rf.read_json(run_dir / rf.HISTORY_FILE, [])
         rf.write_json(run_dir / rf.HISTORY_FILE, [r for r in history if r["global_epoch"] <= state["global_epoch"]])
@@ -386,7 +380,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             if phase_index != state["phase_index"]:
                 state.update(phase_index=phase_index, epoch=0)
             if resuming and model is None:
-                model = keras.saving.load_model(ckpt / "last.keras")
+                model = keras.saving.load_model(checkpoint / rf.CHECKPOINT_MODEL)
                 if state["epoch"] >= phase.epochs:
                     continue
                 if rescheduled and phase.schedule == "cosine":
@@ -407,7 +401,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
                       callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0)
             state["elapsed"] = time.time() - state["started"]
             state["epoch"] = phase.epochs if not state["cancelled"] else state["epoch"]
-            rf.write_json(ckpt / "state.json", {**state, "phase_index": phase_index})
+            rf.save_checkpoint(ckpt, {**state, "phase_index": phase_index})
             if state["cancelled"]:
                 break
     return _finish(model, config, index, splits, run_dir, state, policy)
@@ -418,22 +412,23 @@ def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: 
     """Export the best checkpoint as a float32 model folder with its card (and evaluation if complete).
 
     The exported model is a fresh, uncompiled float32 build holding the trained weights: no optimiser
-    state (a third of the file otherwise) and no mixed-precision policy in the saved layers.
+    state (a third of the file otherwise) and no mixed-precision policy in the saved layers. It is
+    evaluated first, then written with its card to a staging folder and published as model/ by one
+    rename, so a kill at any moment leaves either no model/ or a complete one (the status says which run
+    finished; the picker lists only those).
     """
     import keras
 
     from core.evaluation.evaluate import evaluate_loaded_model
 
-    ckpt = run_dir / rf.CHECKPOINT_SUBDIR
-    if (ckpt / "best.weights.h5").exists():
-        model.load_weights(ckpt / "best.weights.h5")
+    ckpt = rf.latest_checkpoint(run_dir / rf.CHECKPOINT_SUBDIR)
+    if ckpt is not None and (ckpt / rf.BEST_WEIGHTS).exists():
+        model.load_weights(ckpt / rf.BEST_WEIGHTS)
     keras.mixed_precision.set_global_policy("float32")
     exported = build_model(len(index.class_names), config.image_size, config.backbone, None)
     exported.set_weights(model.get_weights())
     model = exported
     out = run_dir / rf.MODEL_SUBDIR
-    out.mkdir(exist_ok=True)
-    model.save(out / "model.keras")
     elapsed = time.time() - state["started"] + state.get("elapsed_before", 0.0)
     card = ModelCard(
         class_names=index.class_names, image_size=config.image_size, backbone=config.backbone,
@@ -452,16 +447,21 @@ def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: 
         })
     if resolve_weights(config.weights) is None:
         card.notes.append("Trained from scratch (no ImageNet weights).")
-    card.save(out)
+    if not state["cancelled"]:
+        rf.update_status(run_dir, state="evaluating")
+        log.info("evaluating the best checkpoint (epoch %d)", state["best_epoch"])
+        rf.crash_point("evaluation")
+        card.evaluation = evaluate_loaded_model(model, card, config.data, config.protocol, config.seed,
+                                                config.val_fraction, per_class=config.limit_per_class)
+    staging = rf.staging_dir(out)
+    model.save(staging / MODEL_FILE)
+    rf.crash_point("export")
+    card.save(staging)
+    rf.publish_dir(staging, out)
     if state["cancelled"]:
         rf.update_status(run_dir, state="cancelled", model_dir=str(out))
         log.info("cancelled; best checkpoint exported to %s (not evaluated)", out)
         return out
-    rf.update_status(run_dir, state="evaluating")
-    log.info("evaluating the best checkpoint (epoch %d)", state["best_epoch"])
-    card.evaluation = evaluate_loaded_model(model, card, config.data, config.protocol, config.seed,
-                                            config.val_fraction, per_class=config.limit_per_class)
-    card.save(out)
     rf.update_status(run_dir, state="finished", model_dir=str(out), eta_seconds=0,
                      test_accuracy=card.evaluation["test"]["accuracy"])
     log.info("finished: test accuracy %.4f; model in %s", card.evaluation["test"]["accuracy"], out)

@@ -51,15 +51,32 @@ def _entry(path: Path, source: str) -> ModelEntry:
     return ModelEntry(path, source, card, model_mtime(path))
 
 
+def finished_run_entry(run_dir: Path) -> ModelEntry | None:
+    """The run's model if the run finished and its model folder is complete (a non-empty model file and a
+    readable card holding the test evaluation); None for unfinished, cancelled, failed or damaged runs."""
+    if rf.read_status(run_dir).get("state") != "finished":
+        return None
+    model_dir = Path(run_dir) / rf.MODEL_SUBDIR
+    try:
+        if (model_dir / MODEL_FILE).stat().st_size == 0:
+            return None
+    except OSError:
+        return None
+    entry = _entry(model_dir, f"run {Path(run_dir).name}")
+    if entry.card is None or "test" not in (entry.card.evaluation or {}):
+        return None
+    return entry
+
+
 def list_models(runs: Path | None) -> list[ModelEntry]:
-    """The default model (if present) then finished runs/*/model folders, newest first."""
+    """The default model (if present) then the finished runs' runs/*/model folders, newest first."""
     entries = []
     default = default_model_dir()
     if (default / CARD_FILE).is_file():
         entries.append(_entry(default, "BRAINSCAN_MODEL" if os.environ.get("BRAINSCAN_MODEL") else "bundled"))
     if runs is not None and Path(runs).is_dir():
-        folders = [p / rf.MODEL_SUBDIR for p in Path(runs).iterdir() if (p / rf.MODEL_SUBDIR / CARD_FILE).is_file()]
-        entries += [_entry(p, f"run {p.parent.name}") for p in sorted(folders, key=model_mtime, reverse=True)]
+        finished = [e for p in Path(runs).iterdir() if p.is_dir() and (e := finished_run_entry(p)) is not None]
+        entries += sorted(finished, key=lambda e: e.mtime, reverse=True)
     return entries
 
 
