@@ -162,7 +162,8 @@ def _show_run(run_dir: Path, active: bool) -> None:
     elif run_state == "finished":
         st.success(f"Finished — test accuracy {status.get('test_accuracy', 0):.3f}. The model is in the picker above.")
     elif run_state == "cancelled":
-        st.info("Cancelled — the best checkpoint was kept and is in the model picker.")
+        st.info("Cancelled — the best checkpoint was exported to the run's model/ folder but not evaluated, so the "
+                "model picker does not offer it. `python -m train --resume RUN_DIR` finishes and evaluates the run.")
     history = history_for(run_dir / "model")
     if history:
         st.plotly_chart(training_curves(history, stacked=True), key=state.LIVE_CURVES_PREFIX + run_dir.name)
