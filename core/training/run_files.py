@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.io.atomic import atomic_write_text
+
 STATUS_FILE = "status.json"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
@@ -36,7 +38,10 @@ _reached: dict[str, int] = {}
 
 
 def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # a folder cannot be opened on Windows; the rename is still atomic there
+        return
     try:
         os.fsync(fd)
     finally:
@@ -44,16 +49,15 @@ def _fsync(path: Path) -> None:
 
 
 def write_json(path: Path, data: Any, durable: bool = False) -> None:
-    """Write JSON via a temporary file and an atomic rename; `durable` also fsyncs it (survives a power cut)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(json.dumps(data, indent=2, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)) + "\n")
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Write JSON via a temporary file and an atomic rename; `durable` also fsyncs it and its folder
+    (survives a power cut; used once per epoch, not for the status polled every few seconds)."""
+    text = json.dumps(data, indent=2, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)) + "\n"
     if durable:
-        _fsync(path.parent)
+        atomic_write_text(path, text)
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def read_json(path: Path, default: Any = None) -> Any:
