@@ -58,6 +58,14 @@ def test_train_command_scratch_and_pretrained(tmp_path):
     assert (parsed.epochs_head, parsed.epochs_finetune, parsed.lr_finetune) == (3, 1, 2e-5)
 
 
+def test_resume_overrides_are_noticed_in_both_spellings():
+    from train.__main__ import _given
+
+    assert _given("epochs_scratch", ["--resume", "r", "--epochs-scratch=5"])
+    assert _given("epochs_scratch", ["--resume", "r", "--epochs-scratch", "5"])
+    assert not _given("epochs_scratch", ["--resume", "r", "--epochs-head=5", "--name=--epochs-scratch"])
+
+
 def test_check_options_rejects_bad_data_and_tiny_pretrained(tiny_dataset, tmp_path):
     with pytest.raises(TrainingConfigError, match="Training/ and Testing/"):
         launcher.check_options(TrainConfig(data=str(tmp_path)))
