@@ -30,7 +30,7 @@ DETERMINISTIC = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1"}
 
 def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, **DETERMINISTIC}
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, **kw)
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900, **kw)
 
 
 @pytest.fixture(scope="module")
