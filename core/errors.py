@@ -27,3 +27,11 @@ class ExplainError(BrainScanError):
 
 class LauncherAccessError(BrainScanError):
     """The training launcher refused: not authorised, locked out, or a path outside the allowed folders."""
+
+
+class CaseError(BrainScanError):
+    """A case id, a DICOM series or an archive upload cannot be accepted (bad id, mixed series, zip too large)."""
+
+
+class AuditError(BrainScanError):
+    """The audit store cannot be opened or written (bad BRAINSCAN_DB_URL, unreachable server)."""

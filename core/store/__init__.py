@@ -1,0 +1,1 @@
+"""Infrastructure below the data layer: the append-only audit trail and the case identifiers."""
