@@ -1,0 +1,1 @@
+"""The case report: model identity, overlays with their legends, and the PDF (above xai/evaluation, below cli)."""
