@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.case import case_panel
 from ui.keras_session import keep_keras_kernels
 from ui.sidebar import model_picker, training_launcher
 
@@ -15,11 +16,13 @@ PAGES = [
     st.Page("pages/classify.py", title="Classify", icon=":material/radiology:", default=True, url_path="scan"),
     st.Page("pages/explain.py", title="Explain", icon=":material/visibility:", url_path="explanations"),
     st.Page("pages/metrics.py", title="Model metrics", icon=":material/monitoring:", url_path="model-metrics"),
+    st.Page("pages/audit.py", title="Audit trail", icon=":material/history:", url_path="audit-trail"),
 ]
 
 page = st.navigation(PAGES)
 st.sidebar.markdown("### BrainScan XAI")
 st.sidebar.caption("Research use only — not a medical device.")
+case_panel()
 model_picker()
 training_launcher()
 page.run()

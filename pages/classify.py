@@ -10,6 +10,18 @@ from core.model.card import CLASS_DESCRIPTIONS, class_label
 from core.model.inference import Prediction
 from core.training.registry import sample_class
 from ui import state
+from ui.case import (
+    audit,
+    case_id,
+    clear_case_scans,
+    current_series,
+    model_identity,
+    prediction_record,
+    scan_sha256,
+    series_predictions,
+    take_uploads,
+)
+from ui.clinical import feedback_form, header_panel, report_section, series_view
 from ui.figures import probability_bars
 from ui.presentation import (
     LOW_CONFIDENCE,
@@ -18,16 +30,20 @@ from ui.presentation import (
     is_low_confidence,
     predictions_display,
     predictions_frame,
+    results_title,
 )
 from ui.services import active_model, classify_cached, display_image, notice, sample_files, scans, selected_scan, set_scans
 
 st.title("Classify a brain MRI slice")
 notice()
-uploads = st.file_uploader("Upload MRI slices — JPEG, PNG or DICOM; one or several files",
-                           type=["jpg", "jpeg", "png", "dcm", "dicom"], accept_multiple_files=True, key=state.UPLOADS)
-signature = tuple((f.name, f.size) for f in uploads or [])
-if signature and signature != st.session_state.get(state.UPLOAD_SIGNATURE):
-    set_scans({f.name: f.getvalue() for f in uploads})
+uploads = st.file_uploader("Upload MRI slices — JPEG, PNG or DICOM (one or several files, a DICOM series, a "
+                           "multi-frame DICOM or a zip of a series)", type=["jpg", "jpeg", "png", "dcm", "dicom", "zip"],
+                           accept_multiple_files=True,
+                           key=state.uploads_key(st.session_state.get(state.UPLOAD_NONCE, 0)))
+signature = tuple((f.name, f.size, f.file_id) for f in uploads or [])
+previous = st.session_state.get(state.UPLOAD_SIGNATURE, ())
+if signature != previous and (signature or previous):  # a new upload, or the user removed files: never stale
+    take_uploads({f.name: f.getvalue() for f in uploads or []})
 st.session_state[state.UPLOAD_SIGNATURE] = signature
 
 samples = sample_files()
@@ -38,46 +54,69 @@ if samples:
         known = sample_class(path)
         if column.button(f"Sample — {class_label(known)}" if known else name, key=state.SAMPLE_PREFIX + name,
                          help=f"{name} from the dataset's Testing split", width="stretch"):
+            clear_case_scans()  # the sample replaces the uploads (and clears the uploader)
+            st.session_state[state.UPLOAD_SIGNATURE] = ()
             set_scans({name: path.read_bytes()})
+            st.rerun()
 
 loaded = active_model()
 if loaded is None:
     st.stop()
 entry, model, card = loaded
 files = scans()
+failures: dict[str, str] = dict(st.session_state.get(state.FAILURES) or {})
+for reason in failures.values():
+    st.error(reason)
 if not files:
-    st.info("Upload a scan or choose a sample to see the model's prediction.")
+    if not failures:
+        st.info("Upload a scan or choose a sample to see the model's prediction.")
     st.stop()
 
+info = model_identity(entry, card)
 predictions: dict[str, Prediction] = {}
+series_result = None
 started = time.perf_counter()
-for name, data in files.items():
-    try:
-        predictions[name] = classify_cached(entry.key, content_hash(data), model, card, data, name)
-    except BrainScanError as exc:
-        st.error(str(exc))
+if current_series() is not None:
+    series_result, predictions = series_predictions(entry, model, card)
+else:
+    for name, data in files.items():
+        try:
+            predictions[name] = classify_cached(entry.key, content_hash(data), model, card, data, name)
+        except BrainScanError as exc:
+            failures[name] = str(exc)
+            st.error(str(exc))
+seconds = time.perf_counter() - started
+for name, prediction in predictions.items():
+    audit("classification", scan_sha256(files[name]), info.sha256, prediction_record(prediction), once=(entry.key,))
 if not predictions:
     st.stop()
-seconds = time.perf_counter() - started
 
-if len(files) > 1:
-    st.subheader(f"Results for {len(predictions)} scans")
-    table = predictions_frame(predictions.values())
+if series_result is not None:
+    series_view(series_result)
+elif len(files) > 1 or failures:
+    st.subheader(f"Results for {results_title(len(predictions), len(failures))}")
+    table = predictions_frame(predictions.values(), failures=failures)
     st.dataframe(predictions_display(table), hide_index=True, width="stretch")
     st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "brainscan_results.csv",
                        "text/csv", key=state.DOWNLOAD_CSV)
     if st.session_state.get(state.SCAN) not in predictions:
         st.session_state[state.SCAN] = next(iter(predictions))
-    st.selectbox("Details for", list(predictions), key=state.SCAN)
+    if len(predictions) > 1:
+        st.selectbox("Details for", list(predictions), key=state.SCAN)
 
 name, data = selected_scan()
 if name not in predictions:
-    st.stop()
+    name = next(iter(predictions))
+    data = files[name]
 prediction = predictions[name]
+st.subheader(f"Result for {name}")
 left, right = st.columns([1, 1.3], gap="large")
-left.image(display_image(content_hash(data), data, name), caption=name, width="stretch")
+left.image(display_image(content_hash(data), data, name), caption=f"{name} · case {case_id()}", width="stretch",
+           alt=f"MRI scan {name}, classified as {class_label(prediction.predicted)}")
+with left:
+    header_panel(name)
 with right:
-    st.caption("Predicted class")
+    st.caption(f"Predicted class for {name}")
     st.markdown(f"<span style='font-size:2.2rem;font-weight:600'>{class_label(prediction.predicted)}</span> "
                 f"&nbsp; <span style='font-size:1.2rem'>{format_probability(prediction.confidence)} probability</span>",
                 unsafe_allow_html=True)
@@ -89,3 +128,6 @@ with right:
     st.caption(f"Model: {entry.label} ({entry.source}) · input {card.image_size} px · "
                f"classified in {seconds:.2f} s")
     st.page_link("pages/explain.py", label="Why? See the explanations for this scan", icon=":material/visibility:")
+    feedback_form(name, data, prediction, list(card.class_names), info.sha256)
+
+report_section(entry, model, card, predictions, series_result)

@@ -9,6 +9,8 @@ from core.xai.explainers import EXPLAINERS
 from core.xai.metrics import METRICS
 from core.xai.overlays import overlay_for, overlay_kind
 from ui import state
+from ui.case import case_id
+from ui.clinical import overlay_download, record_explanations
 from ui.compare_slider import comparison_slider
 from ui.figures import xai_curves
 from ui.presentation import content_hash, fit_for_display, format_probability, legend_html, scan_metrics_frame
@@ -51,6 +53,7 @@ target = st.selectbox("Explain the evidence for", classes, index=classes.index(p
                       format_func=lambda c: f"{class_label(c)} ({format_probability(prediction.probabilities[c])})"
                       + (" — predicted" if c == prediction.predicted else ""), key=state.EXPLAIN_CLASS)
 class_index = classes.index(target)
+st.caption(f"Explaining **{name}** (case {case_id()}): {class_label(prediction.predicted)} predicted.")
 
 
 toggles = st.columns(len(EXPLAINERS) + 1)
@@ -73,14 +76,17 @@ with st.status("Computing explanations…", expanded=False) as status:
             st.error(f"{EXPLAINERS[method].label}: {exc}")
     total = sum(e.seconds for e in explanations.values())
     status.update(label=f"Explanations ready ({total:.1f} s of computation)", state="complete")
+record_explanations(entry, card, data, explanations)
 
 base = fit_for_display(display_image(scan_id, data, name))
 overlays = {m: overlay_for(e, base, alpha) for m, e in explanations.items()}
 for column, (method, explanation) in zip(st.columns(len(overlays)), explanations.items()):
     spec = EXPLAINERS[method]
     with column:
-        st.image(overlays[method], caption=f"{spec.label} · {explanation.seconds:.1f} s", width="stretch")
+        st.image(overlays[method], caption=f"{spec.label} · {explanation.seconds:.1f} s", width="stretch",
+                 alt=f"{spec.label} overlay for {class_label(target)} on {name}")
         st.markdown(legend_html(overlay_kind(explanation), class_label(target)), unsafe_allow_html=True)
+        overlay_download(method, spec.label, overlays[method], overlay_kind(explanation), class_label(target), name)
         with st.expander("How to read it"):
             st.caption(spec.description)
             if overlay_kind(explanation) == "regions":

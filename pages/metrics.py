@@ -7,6 +7,8 @@ from core.training.registry import history_for, key_numbers
 from core.xai.evaluation import load_results
 from core.xai.metrics import SANITY_DESCRIPTION
 from ui import state
+from ui.case import model_identity
+from ui.clinical import clinician_agreement
 from ui.figures import confusion_heatmap, roc_curves, training_curves
 from ui.presentation import SPLIT_LABELS, comparison_frame, headline_frame, key_numbers_text, per_class_frame, xai_frame
 from ui.reference import SPEC_RESULTS, SPEC_XAI, TARGETS
@@ -20,9 +22,8 @@ if current is None:
     st.error("No model is available: see the Classify page for where models are looked for.")
     st.stop()
 labels = {str(e.path): f"{e.label} ({e.source})" for e in entries}
-chosen = st.selectbox("Model", list(labels), index=list(labels).index(str(current.path)), format_func=labels.get,
-                      key=state.METRICS_MODEL)
-entry = next(e for e in entries if str(e.path) == chosen)
+entry = current  # one model choice for the whole app: the sidebar's (kept in the URL)
+st.markdown(f"**Model: {labels[str(entry.path)]}** — change it with *Active model* in the sidebar.")
 card = entry.card
 if card is None:
     st.error(f"The model card of {entry.path} cannot be read.")
@@ -90,6 +91,12 @@ else:
     sanity = results.get("settings", {}).get("sanity", {})
     st.caption(f"**{sanity.get('label', 'Sanity check')}** — {sanity.get('description', SANITY_DESCRIPTION)} "
                "Near 0: the map depends on what the model learned; near 1: it would look the same for any model.")
+
+st.header("Agreement with clinicians")
+st.markdown("Clinician feedback recorded under classified scans (the latest verdict per scan and case), for this "
+            "model's file version: agreement per predicted class, and the disagreements to review (and, later, "
+            "to retrain on).")
+clinician_agreement(card, model_hash=model_identity(entry, card).sha256)
 
 st.header("Compare two models")
 if len(entries) < 2:

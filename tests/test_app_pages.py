@@ -25,6 +25,8 @@ def app_env(tiny_model_dir, tmp_path, monkeypatch):
     """The app pointed at the tiny model and an empty runs folder; errors shown in full for debugging."""
     monkeypatch.setenv("BRAINSCAN_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("BRAINSCAN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("BRAINSCAN_STATE_DIR", str(tmp_path / "state"))  # the audit trail of this test only
+    monkeypatch.delenv("BRAINSCAN_DB_URL", raising=False)
     monkeypatch.setenv("STREAMLIT_CLIENT_SHOW_ERROR_DETAILS", "full")
     monkeypatch.chdir(REPO)
     return tmp_path

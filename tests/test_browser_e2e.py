@@ -29,7 +29,8 @@ def server(evaluated_model, tmp_path):
     """`streamlit run app.py` on a free localhost port, pointed at the tiny model and an empty runs folder."""
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     log = tmp_path / "streamlit.log"
-    env = {"BRAINSCAN_MODEL": str(evaluated_model), "BRAINSCAN_RUNS": str(tmp_path / "runs")}
+    env = {"BRAINSCAN_MODEL": str(evaluated_model), "BRAINSCAN_RUNS": str(tmp_path / "runs"),
+           "BRAINSCAN_STATE_DIR": str(tmp_path / "state"), "BRAINSCAN_DB_URL": ""}
     with open(log, "wb") as out, streamlit_app(env, out, wait=False) as (url, process):
         try:
             wait_healthy(url, process, 60)

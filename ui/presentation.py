@@ -44,15 +44,27 @@ def is_low_confidence(prediction: Prediction, threshold: float = LOW_CONFIDENCE)
     return prediction.confidence < threshold
 
 
-def predictions_frame(predictions: Iterable[Prediction], threshold: float = LOW_CONFIDENCE) -> pd.DataFrame:
-    """One row per file: prediction in clinical wording, confidence, each class probability, a flag."""
+def predictions_frame(predictions: Iterable[Prediction], threshold: float = LOW_CONFIDENCE,
+                      failures: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per file: prediction in clinical wording, confidence, each class probability, a flag; files that
+    could not be read follow with their reason in `error` (the column exists only when there are some)."""
     rows = []
     for p in predictions:
         row = {"file": p.file, "prediction": class_label(p.predicted), "confidence": round(p.confidence, 6)}
         row.update({f"p({class_label(c)})": round(v, 6) for c, v in p.probabilities.items()})
         row["low confidence"] = p.confidence < threshold
         rows.append(row)
+    for name, reason in (failures or {}).items():
+        rows.append({"file": name, "prediction": "not classified", "error": reason})
     return pd.DataFrame(rows)
+
+
+def results_title(classified: int, failed: int = 0) -> str:
+    """'1 scan', '3 scans', '2 scans (1 file could not be read)'."""
+    text = f"{classified} scan{'s' if classified != 1 else ''}"
+    if failed:
+        text += f" ({failed} file{'s' if failed != 1 else ''} could not be read)"
+    return text
 
 
 def predictions_display(frame: pd.DataFrame) -> pd.DataFrame:
@@ -60,9 +72,11 @@ def predictions_display(frame: pd.DataFrame) -> pd.DataFrame:
     shown = frame.copy()
     for column in shown.columns:
         if column == "confidence" or column.startswith("p("):
-            shown[column] = shown[column].map(format_probability)
-    shown["low confidence"] = shown["low confidence"].map(lambda low: f"below {LOW_CONFIDENCE:.0%}" if low else "")
-    return shown
+            shown[column] = shown[column].map(lambda p: "" if pd.isna(p) else format_probability(p))
+    if "low confidence" in shown:
+        shown["low confidence"] = shown["low confidence"].map(
+            lambda low: f"below {LOW_CONFIDENCE:.0%}" if low is True or low == 1 else "")
+    return shown.fillna("")
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

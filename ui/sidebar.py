@@ -29,10 +29,14 @@ def model_picker() -> None:
         st.sidebar.warning("No model available yet.")
         return
     paths = [str(e.path) for e in entries]
-    if st.session_state.get(state.MODEL) not in paths:
-        st.session_state[state.MODEL] = paths[0]
+    if st.session_state.get(state.MODEL) not in paths:  # first run of a session: the URL's choice (?model=...)
+        wanted = st.query_params.get(state.QUERY_MODEL)
+        st.session_state[state.MODEL] = wanted if wanted in paths else paths[0]
     labels = {str(e.path): e.label for e in entries}
-    st.sidebar.selectbox("Active model", paths, key=state.MODEL, format_func=labels.get)
+    st.sidebar.selectbox("Active model", paths, key=state.MODEL, format_func=labels.get,
+                         help="Every page uses this model; the choice is kept in the URL, so a reload or a shared "
+                              "link keeps it.")
+    st.query_params[state.QUERY_MODEL] = st.session_state[state.MODEL]
     entry = next(e for e in entries if str(e.path) == st.session_state[state.MODEL])
     numbers = key_numbers(entry.card)
     st.sidebar.caption(f"{entry.source} · " + (key_numbers_text(numbers) if numbers else "model card unreadable"))

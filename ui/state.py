@@ -20,7 +20,6 @@ TOGGLE_PREFIX = "toggle_"
 OVERLAY_ALPHA = "overlay_alpha"
 COMPARE_METHOD = "compare_method"
 MEASURE = "measure"
-METRICS_MODEL = "metrics_model"
 CONFUSION_MODE = "confusion_mode"
 PER_CLASS_SPLIT = "per_class_split"
 COMPARE_MODELS = "compare_models"
@@ -32,3 +31,36 @@ LIVE_CURVES_PREFIX = "live_"
 def launch_key(field: str) -> str:
     """The widget key of one launcher form field (e.g. 'data' -> 'launch_data')."""
     return LAUNCH_PREFIX + field
+
+
+# Clinical workflow (cases, series, audit, feedback, report)
+CASE_ID = "case_id"                   # the current case's identifier (also in the URL: ?case=...)
+CASE_INPUT = "case_id_input"          # the sidebar's case id field
+NEW_CASE = "new_case"
+SESSION_ID = "session_id"             # random id of this browser session, recorded in the audit trail
+UPLOAD_NONCE = "upload_nonce"         # bumped to clear the uploader (a sample or a new case replaces uploads)
+SERIES = "series"                     # the DICOM series of this session (None for separate scans)
+HEADERS = "dicom_headers"             # {scan name: technical DICOM header}
+FAILURES = "failures"                 # {file name: why it could not be read}
+AUDITED = "audited"                   # audit keys recorded in this session (no duplicate records on reruns)
+SLICE = "slice"                       # the series' slice slider
+EXPLAIN_SLICE_PREFIX = "explain_slice_"
+FEEDBACK_PREFIX = "feedback_"
+REPORT_METHODS = "report_methods"
+REPORT_FAITHFULNESS = "report_faithfulness"
+REPORT_BUILD = "report_build"
+REPORT_PDF = "report_pdf"             # (case, scans, model, methods) -> PDF bytes of the last report built
+DOWNLOAD_REPORT = "download_report"
+DOWNLOAD_OVERLAY_PREFIX = "download_overlay_"
+AUDIT_CASE = "audit_case"
+AUDIT_EVENTS = "audit_events"
+AUDIT_SCAN = "audit_scan"
+DOWNLOAD_AUDIT = "download_audit"
+DOWNLOAD_DISAGREEMENTS = "download_disagreements"
+QUERY_MODEL = "model"                 # URL query parameters
+QUERY_CASE = "case"
+
+
+def uploads_key(nonce: int) -> str:
+    """The uploader's widget key: a new key clears it (the first one is UPLOADS, as tests address it)."""
+    return UPLOADS if not nonce else f"{UPLOADS}_{nonce}"

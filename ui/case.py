@@ -1,0 +1,187 @@
+"""The case of this session: its id (sidebar, URL), the audit trail, uploads turned into scans or a series.
+
+A case is an id the user types or generates; nothing else about the patient is asked or kept. Every
+classification, explanation, report and feedback is recorded once per session in the audit store
+(hashes only, never file names).
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import streamlit as st
+
+from core.errors import AuditError, BrainScanError, CaseError
+from core.io.series import expand_archives, header_of, is_dicom, load_series
+from core.model.card import ModelCard
+from core.model.inference import Prediction
+from core.model.series import SeriesResult, classify_series
+from core.report.model_info import ModelInfo, model_info
+from core.store.audit import AuditStore
+from core.store.cases import new_case_id, sha256_bytes, validate_case_id
+from ui import state
+from ui.services import set_scans
+
+
+def session_id() -> str:
+    """A random id for this browser session (what the audit trail calls a session)."""
+    return st.session_state.setdefault(state.SESSION_ID, uuid.uuid4().hex)
+
+
+def case_id() -> str:
+    """The current case id: from the URL on the first run, else a generated one."""
+    if state.CASE_ID not in st.session_state:
+        try:
+            st.session_state[state.CASE_ID] = validate_case_id(st.query_params.get(state.QUERY_CASE, ""))
+        except CaseError:
+            st.session_state[state.CASE_ID] = new_case_id()
+    return st.session_state[state.CASE_ID]
+
+
+def clear_case_scans() -> None:
+    """Forget this session's scans, series and failures, and clear the uploader."""
+    set_scans({})
+    st.session_state[state.SERIES] = None
+    st.session_state[state.HEADERS] = {}
+    st.session_state[state.FAILURES] = {}
+    st.session_state[state.REPORT_PDF] = None
+    st.session_state[state.UPLOAD_NONCE] = st.session_state.get(state.UPLOAD_NONCE, 0) + 1
+
+
+def case_panel() -> None:
+    """Sidebar: the case id field and a 'New case' button; the id is kept in the URL (?case=...)."""
+    current = case_id()
+    if st.session_state.get(state.CASE_INPUT) is None:
+        st.session_state[state.CASE_INPUT] = current
+    box = st.sidebar.container(border=True)
+    if box.button("New case", key=state.NEW_CASE, icon=":material/add:", help="A fresh generated id; clears the scans"):
+        current = st.session_state[state.CASE_ID] = new_case_id()
+        clear_case_scans()
+        st.session_state[state.CASE_INPUT] = current
+    typed = box.text_input("Case id", key=state.CASE_INPUT,
+                           help="An identifier for this study (letters, digits, . _ -). Never a name or date of "
+                                "birth: nothing else about the patient is asked or stored.")
+    try:
+        st.session_state[state.CASE_ID] = validate_case_id(typed)
+    except CaseError as exc:
+        box.error(str(exc))
+    st.query_params[state.QUERY_CASE] = st.session_state[state.CASE_ID]
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url_key: str) -> AuditStore:
+    return AuditStore(url_key or None)
+
+
+def audit_store() -> AuditStore | None:
+    """The audit store (None after showing why it cannot be opened)."""
+    from core.store.audit import default_url
+
+    try:
+        return _store(default_url())
+    except AuditError as exc:
+        st.error(f"Audit trail unavailable: {exc}")
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _model_info(model_key: str, model_dir: str, _card: ModelCard) -> ModelInfo:
+    return model_info(model_dir, _card)
+
+
+def model_identity(entry: Any, card: ModelCard) -> ModelInfo:
+    """Name, file hash and headline metrics of the chosen model (hashed once per model file)."""
+    return _model_info(entry.key, str(entry.path), card)
+
+
+def audit(event: str, scan_hash: str | None, model_hash: str | None, result: dict[str, Any],
+          once: tuple[Any, ...] | None = None) -> None:
+    """Record one event for the current case; with `once`, at most once per session for that key."""
+    key = (event, case_id(), scan_hash, model_hash, *(once or ()))
+    done = st.session_state.setdefault(state.AUDITED, set())
+    if once is not None and key in done:
+        return
+    store = audit_store()
+    if store is None:
+        return
+    try:
+        store.record(event, case_id(), session_id(), result, scan_hash=scan_hash, model_hash=model_hash)
+    except BrainScanError as exc:
+        st.error(f"Not recorded in the audit trail: {exc}")
+        return
+    done.add(key)
+
+
+def prediction_record(prediction: Prediction) -> dict[str, Any]:
+    """What the audit keeps of a classification (no file name)."""
+    return {"predicted_class": prediction.predicted, "confidence": round(prediction.confidence, 6),
+            "probabilities": {k: round(v, 6) for k, v in prediction.probabilities.items()}}
+
+
+def take_uploads(files: dict[str, bytes]) -> None:
+    """Replace the case's scans with an upload: a DICOM series (several DICOMs, a multi-frame file, a zip)
+    becomes its ordered slices; other files stay as they are. Unusable files are kept with their reason."""
+    failures: dict[str, str] = {}
+    series = None
+    headers: dict[str, dict[str, str]] = {}
+    try:
+        files = expand_archives(files)
+    except CaseError as exc:
+        failures["upload"] = str(exc)
+        files = {}
+    dicoms = {n: d for n, d in files.items() if is_dicom(d)}
+    multiframe = False
+    if len(dicoms) == 1:
+        name = next(iter(dicoms))
+        try:
+            multiframe = "Frames" in header_of(dicoms[name], name)
+        except BrainScanError:
+            multiframe = False
+    if len(dicoms) > 1 or multiframe:
+        try:
+            series = load_series(files)
+            files = {s.label: s.png for s in series.slices}
+            headers = {s.label: series.header for s in series.slices}
+        except BrainScanError as exc:
+            failures["DICOM series"] = str(exc)
+            files = {}
+    else:
+        for name, data in dicoms.items():
+            try:
+                headers[name] = header_of(data, name)
+            except BrainScanError:
+                pass  # the classification shows why the file cannot be read
+    set_scans(files)
+    st.session_state[state.SERIES] = series
+    st.session_state[state.HEADERS] = headers
+    st.session_state[state.FAILURES] = failures
+    st.session_state[state.REPORT_PDF] = None
+
+
+def current_series() -> Any:
+    """The session's DICOM series, or None."""
+    return st.session_state.get(state.SERIES)
+
+
+@st.cache_data(max_entries=16, show_spinner="Classifying the series…")
+def _series_result(model_key: str, hashes: tuple[str, ...], _model: Any, _card: ModelCard,
+                   _images: list[Any]) -> SeriesResult:
+    return classify_series(_model, _card, _images)
+
+
+def series_predictions(entry: Any, model: Any, card: ModelCard) -> tuple[SeriesResult, dict[str, Prediction]]:
+    """The series classified in batches (cached by model and slices), and one Prediction per slice label."""
+    series = current_series()
+    result = _series_result(entry.key, tuple(s.sha256 for s in series.slices), model, card,
+                            [s.image for s in series.slices])
+    predictions = {}
+    for i, s in enumerate(series.slices):
+        probabilities = {c: float(p) for c, p in zip(card.class_names, result.probabilities[i])}
+        best = result.predicted(i)
+        predictions[s.label] = Prediction(s.label, best, probabilities[best], probabilities)
+    return result, predictions
+
+
+def scan_sha256(data: bytes) -> str:
+    """The audit trail's id of a scan: SHA-256 of the bytes classified."""
+    return sha256_bytes(data)
