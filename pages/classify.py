@@ -36,15 +36,14 @@ from ui.services import active_model, classify_cached, display_image, notice, sa
 
 st.title("Classify a brain MRI slice")
 notice()
-uploads = st.file_uploader("Upload MRI slices — JPEG, PNG or DICOM (one or several files, a DICOM series, a "
-                           "multi-frame DICOM or a zip of a series)", type=["jpg", "jpeg", "png", "dcm", "dicom", "zip"],
-                           accept_multiple_files=True,
-                           key=state.uploads_key(st.session_state.get(state.UPLOAD_NONCE, 0)))
-signature = tuple((f.name, f.size, f.file_id) for f in uploads or [])
-previous = st.session_state.get(state.UPLOAD_SIGNATURE, ())
-if signature != previous and (signature or previous):  # a new upload, or the user removed files: never stale
-    take_uploads({f.name: f.getvalue() for f in uploads or []})
-st.session_state[state.UPLOAD_SIGNATURE] = signature
+uploader = state.uploads_key(st.session_state.get(state.UPLOAD_NONCE, 0))
+# on_change, not a comparison with the last upload: the user adding or removing (×) files replaces the case's
+# scans at once (never a stale result), while coming back from another page, where the uploader is re-created
+# empty, keeps them.
+st.file_uploader("Upload MRI slices — JPEG, PNG or DICOM (one or several files, a DICOM series, a multi-frame "
+                 "DICOM or a zip of a series)", type=["jpg", "jpeg", "png", "dcm", "dicom", "zip"],
+                 accept_multiple_files=True, key=uploader,
+                 on_change=lambda: take_uploads({f.name: f.getvalue() for f in st.session_state.get(uploader) or []}))
 
 samples = sample_files()
 if samples:
@@ -55,7 +54,6 @@ if samples:
         if column.button(f"Sample — {class_label(known)}" if known else name, key=state.SAMPLE_PREFIX + name,
                          help=f"{name} from the dataset's Testing split", width="stretch"):
             clear_case_scans()  # the sample replaces the uploads (and clears the uploader)
-            st.session_state[state.UPLOAD_SIGNATURE] = ()
             set_scans({name: path.read_bytes()})
             st.rerun()
 

@@ -146,6 +146,9 @@ def test_series_feedback_report_and_audit(app_env, tiny_model):
     first.click().run()
     assert not at.exception, at.exception
     assert any("Explaining **Slice 1 · +0.0 mm**" in c.value for c in at.caption)
+    at.switch_page("pages/classify.py").run()  # back to the case: the uploader is re-created empty, the scans stay
+    assert not at.exception, at.exception
+    assert _subheaders(at)[:2] == ["DICOM series: 3 slices", "Result for Slice 1 · +0.0 mm"]
 
     store = AuditStore()
     records = store.records(case_id="CASE-SERIES")

@@ -18,7 +18,7 @@ from core.xai.explainers import EXPLAINERS
 from core.xai.metrics import METRICS
 from ui import state
 from ui.case import audit, audit_store, case_id, current_series, model_identity, scan_sha256, session_id
-from ui.presentation import content_hash
+from ui.presentation import content_hash, format_probability
 from ui.services import display_image, explanation_cached, model_input, options_key, scan_metrics_cached, scans
 
 REPORT_MAX_SCANS = 8
@@ -43,7 +43,7 @@ def series_profile(result: SeriesResult, labels: list[str], selected: int) -> go
     fig.add_trace(go.Scatter(x=x, y=result.suspicion, mode="lines", name="tumour probability (series rule)",
                              line={"dash": "dot", "width": 3}))
     fig.add_vline(x=selected + 1, line_dash="dash", opacity=0.6)
-    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="slice",
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="slice", xaxis_dtick=1,
                       yaxis_title="probability", yaxis_range=[0, 1], legend={"orientation": "h", "y": -0.3},
                       title="Probabilities along the series")
     return fig
@@ -63,7 +63,8 @@ def series_view(result: SeriesResult) -> None:
     for rank, i in enumerate(result.ranking[:5], start=1):
         left, middle, right = st.columns([3, 3, 2], vertical_alignment="center")
         left.markdown(f"{rank}. **{labels[i]}**")
-        middle.markdown(f"tumour probability {result.suspicion[i]:.1%} · {class_label(result.predicted(i))}")
+        middle.markdown(f"tumour probability {format_probability(result.suspicion[i])} · "
+                        f"{class_label(result.predicted(i))}")
         if right.button("Explain this slice", key=f"{state.EXPLAIN_SLICE_PREFIX}{i}", icon=":material/visibility:"):
             st.session_state[state.SCAN] = labels[i]
             st.switch_page("pages/explain.py")

@@ -4,7 +4,6 @@
 MODEL = "model_path"                  # path of the chosen model folder (the sidebar's selectbox)
 SCANS = "scans"                       # {file name: bytes} of this session, in upload order
 SCAN = "scan"                         # the scan chosen for details and explanations
-UPLOAD_SIGNATURE = "upload_signature"  # names and sizes of the last upload, to notice a new one
 MEASURE_FOR = "measure_for"           # (model, scan, class) whose faithfulness was asked for
 LAUNCHER_UNLOCKED = "launcher_unlocked"     # the password this session unlocked the launcher with (re-checked)
 LAUNCHER_ATTEMPTS = "launcher_attempts"     # the session's AttemptLimiter (failed passwords, lock-out)

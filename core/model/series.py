@@ -18,6 +18,11 @@ from core.model.inference import predict_proba
 NO_TUMOUR_NAMES = {"notumor", "notumour", "no_tumor", "no_tumour", "normal", "healthy"}
 
 
+def _percent(p: float) -> str:
+    """A probability as a percentage that never claims certainty (as the app words them)."""
+    return ">99.9%" if p >= 0.9995 else "<0.1%" if p < 0.0005 else f"{p:.1%}"
+
+
 def no_tumour_class(class_names: list[str]) -> str | None:
     """The card's no-tumour class, if it has one."""
     return next((c for c in class_names if c.lower().replace("-", "_") in NO_TUMOUR_NAMES), None)
@@ -47,7 +52,7 @@ class SeriesResult:
     def summary(self) -> str:
         """One sentence: the series' value, the slice it comes from and the class there."""
         i = self.top
-        return (f"Series tumour probability {self.suspicion[i]:.1%} at slice {i + 1} of {len(self.suspicion)} "
+        return (f"Series tumour probability {_percent(self.suspicion[i])} at slice {i + 1} of {len(self.suspicion)} "
                 f"(predicted there: {class_label(self.predicted(i))}). Rule: {self.rule}.")
 
 
