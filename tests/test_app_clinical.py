@@ -121,7 +121,7 @@ def test_series_feedback_report_and_audit(app_env, tiny_model):
     labels = at.select_slider(key=state.SCAN).options
     assert labels == ["Slice 1 · +0.0 mm", "Slice 2 · +5.0 mm", "Slice 3 · +10.0 mm"]
     top = at.select_slider(key=state.SCAN).value  # the most suspicious slice is shown first
-    assert f"at slice {labels.index(top) + 1} of 3" in summary
+    assert f"at slice {labels.index(top) + 1} of 3" in summary and f"Result for {top}" in _subheaders(at)
     assert any(e.label == "DICOM technical header" for e in at.expander)
     header = at.table[0].value
     assert header.loc["Series description", "Value"] == "T1 AX POST GD" and "Doe" not in header.to_string()

@@ -20,6 +20,7 @@ from core.store.audit import AuditStore
 from core.store.cases import sha256_bytes, sha256_file
 from core.training.registry import sample_scans
 from tests.dicom_builder import mr_slice
+from ui.presentation import format_probability
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "report"
 
@@ -49,8 +50,7 @@ def test_report_of_two_scans_has_every_part(tiny_model, tiny_model_dir):
     for scan, (name, data) in zip(report.scans, files.items()):
         assert scan.sha256 == sha256_bytes(data) and scan.sha256 in text
         assert name not in text  # file names stay out of the report
-        p = scan.probabilities[scan.predicted]
-        assert f"{p:.1%}" in text
+        assert f"({format_probability(scan.probabilities[scan.predicted])})" in text
         assert [o.method for o in scan.overlays] == ["Score-CAM", "LIME"]
         assert all(o.faithfulness and o.seconds > 0 for o in scan.overlays)
     assert len(PdfReader(io.BytesIO(pdf)).pages) == 3  # the case page, one page per scan

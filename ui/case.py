@@ -152,6 +152,8 @@ def take_uploads(files: dict[str, bytes]) -> None:
             except BrainScanError:
                 pass  # the classification shows why the file cannot be read
     set_scans(files)
+    if series is not None:
+        st.session_state[state.SCAN] = None  # the series view then shows its most suspicious slice first
     st.session_state[state.SERIES] = series
     st.session_state[state.HEADERS] = headers
     st.session_state[state.FAILURES] = failures

@@ -105,6 +105,11 @@ class _PDF(FPDF):
         self.set_text_color(0, 0, 0)
 
 
+def _percent(p: float) -> str:
+    """A probability as a percentage that never claims certainty ('>99.9%', '<0.1%'), as the app words them."""
+    return ">99.9%" if p >= 0.9995 else "<0.1%" if p < 0.0005 else f"{p:.1%}"
+
+
 def _fonts(pdf: FPDF) -> str:
     """DejaVu Sans (Unicode) when installed, else the core Helvetica."""
     for folder in FONT_DIRS:
@@ -145,8 +150,10 @@ def _case_page(pdf: _PDF, report: CaseReport) -> None:
                  [report.case_id, report.created.strftime("%Y-%m-%d %H:%M:%S UTC"), str(len(report.scans)),
                   report.app_version]])
     _heading(pdf, "Model")
-    _table(pdf, [["Name", "Version (SHA-256 of the model file)", "Backbone", "Input"],
-                 [model.name, model.sha256, model.backbone, f"{model.image_size} px"]], (22, 98, 40, 20), 7.5)
+    _table(pdf, [["Name", "Version", "Backbone", "Input"],
+                 [model.name, model.version, model.backbone, f"{model.image_size} px"]], (80, 35, 45, 20))
+    _line(pdf, f"Version = the first 12 hex digits of the model file's SHA-256: {model.sha256}", 7.5)
+    pdf.ln(2)
     if model.metrics:
         _table(pdf, [list(model.metrics), [f"{v:.4f}" for v in model.metrics.values()]])
     for note in report.notes:
@@ -157,7 +164,7 @@ def _case_page(pdf: _PDF, report: CaseReport) -> None:
         pdf.ln(1)
         if report.series_rows:
             _table(pdf, [["Slice", "Tumour probability", "Predicted class"]]
-                   + [[s, f"{p:.1%}", class_label(c)] for s, p, c in report.series_rows], (60, 50, 70))
+                   + [[s, _percent(p), class_label(c)] for s, p, c in report.series_rows], (60, 50, 70))
 
 
 def _image(pdf: _PDF, picture: np.ndarray, x: float, y: float, width: float) -> float:
@@ -196,12 +203,12 @@ def _scan_section(pdf: _PDF, scan: ReportScan) -> None:
     right = pdf.l_margin + side + 6
     pdf.set_left_margin(right)
     pdf.set_xy(right, top)
-    _line(pdf, f"Predicted class: {class_label(predicted)} ({scan.probabilities[predicted]:.1%})", 11, bold=True)
+    _line(pdf, f"Predicted class: {class_label(predicted)} ({_percent(scan.probabilities[predicted])})", 11, bold=True)
     _line(pdf, "Prediction set: " + (", ".join(class_label(c) for c in scan.prediction_set)
                                      if scan.prediction_set is not None else NOT_AVAILABLE), 8.5)
     _line(pdf, "Input gate: " + (scan.gate_status or NOT_AVAILABLE), 8.5)
     pdf.ln(2)
-    _table(pdf, [["Class", "Probability"]] + [[class_label(c) + (" (predicted)" if c == predicted else ""), f"{p:.1%}"]
+    _table(pdf, [["Class", "Probability"]] + [[class_label(c) + (" (predicted)" if c == predicted else ""), _percent(p)]
                                              for c, p in scan.probabilities.items()], (70, 30))
     pdf.set_left_margin(10)
     pdf.set_xy(pdf.l_margin, max(pdf.get_y(), top + side * scan.image.shape[0] / scan.image.shape[1]) + 4)
