@@ -131,6 +131,8 @@ class AuditStore:
         try:
             self.engine = self._engine(self.url)
             with self.engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":  # sessions starting together: one creates the schema
+                    conn.execute(text("SELECT pg_advisory_xact_lock(724041)"))
                 metadata.create_all(conn)
                 for statement in _APPEND_ONLY.get(self.engine.dialect.name, []):
                     conn.execute(text(statement))
