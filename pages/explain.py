@@ -5,9 +5,10 @@ import streamlit as st
 
 from core.errors import BrainScanError
 from core.model.card import class_label
+from core.xai.agreement import DISAGREE_BELOW, OUTSIDE_ABOVE
 from core.xai.explainers import EXPLAINERS
 from core.xai.metrics import METRICS
-from core.xai.overlays import overlay_for, overlay_kind
+from core.xai.overlays import draw_outline, overlay_for, overlay_kind
 from ui import state
 from ui.case import case_id
 from ui.clinical import overlay_download, record_explanations
@@ -16,8 +17,10 @@ from ui.figures import xai_curves
 from ui.presentation import content_hash, fit_for_display, format_probability, legend_html, scan_metrics_frame
 from ui.services import (
     active_model,
+    agreement_cached,
     classify_cached,
     display_image,
+    expert_mask,
     explanation_cached,
     model_input,
     notice,
@@ -63,6 +66,14 @@ alpha = toggles[-1].slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key=state.OV
 if not enabled:
     st.info("Switch on at least one explanation method.")
     st.stop()
+mask = expert_mask(scan_id, name, data)
+display = st.columns(2)
+positive_only = display[0].toggle("SHAP: evidence for the class only", value=False, key=state.SHAP_POSITIVE,
+                                  help="Hide SHAP's blue (evidence against the class); the map is always shown "
+                                       "smoothed and clipped at its 99th percentile so that it is visible.")
+outline = mask is not None and display[1].toggle(
+    "Expert outline", value=True, key=state.EXPERT_OUTLINE,
+    help="The outline of the expert tumour mask of this dataset scan (an evaluation aid, not clinical truth).")
 
 explanations = {}
 with st.status("Computing explanations…", expanded=False) as status:
@@ -79,7 +90,9 @@ with st.status("Computing explanations…", expanded=False) as status:
 record_explanations(entry, card, data, explanations)
 
 base = fit_for_display(display_image(scan_id, data, name))
-overlays = {m: overlay_for(e, base, alpha) for m, e in explanations.items()}
+overlays = {m: overlay_for(e, base, alpha, positive_only) for m, e in explanations.items()}
+if outline:
+    overlays = {m: draw_outline(o, mask) for m, o in overlays.items()}
 for column, (method, explanation) in zip(st.columns(len(overlays)), explanations.items()):
     spec = EXPLAINERS[method]
     with column:
@@ -93,6 +106,30 @@ for column, (method, explanation) in zip(st.columns(len(overlays)), explanations
                 st.caption("Yellow lines mark the regions (superpixels) that were hidden and shown.")
             if explanation.note:
                 st.caption(explanation.note)
+
+if len(explanations) >= 1:
+    agreed = agreement_cached(entry.key, scan_id, class_index, tuple(explanations),
+                              {m: e.map for m, e in explanations.items()}, image)
+    outside = [EXPLAINERS[m].label for m in agreed.mostly_outside]
+    if outside:
+        st.warning(f"Most of the evidence of {', '.join(outside)} lies outside the head (more than "
+                   f"{OUTSIDE_ABOVE:.0%} of the map's mass): that map points at the background or the image "
+                   "border, not at anatomy. Read it with caution.")
+    if agreed.pairs:
+        pairs = ", ".join(f"{EXPLAINERS[a].label}–{EXPLAINERS[b].label} {v['top_iou']:.2f}"
+                          for (a, b), v in agreed.pairs.items())
+        if agreed.disagreeing:
+            names = "; ".join(f"{EXPLAINERS[a].label} and {EXPLAINERS[b].label}" for a, b in agreed.disagreeing)
+            st.warning(f"The methods disagree on this scan: the most relevant 10% of the image hardly overlaps for "
+                       f"{names} (overlap below {DISAGREE_BELOW:.2f}; two unrelated maps overlap about 0.05 by "
+                       "chance). Do not rely on any single map here.")
+        else:
+            st.success(f"The methods agree: their most relevant 10% regions overlap (agreement "
+                       f"{agreed.score:.2f}).")
+        st.caption(f"Agreement = overlap (IoU) of the most relevant 10% of pixels, per pair: {pairs}.")
+    if outline:
+        st.caption("Green line: the expert tumour outline of this dataset scan (figshare/BRISC masks; an "
+                   "evaluation aid, not clinical ground truth).")
 
 st.subheader("Scan ↔ overlay")
 compare = st.selectbox("Overlay to compare with the scan", list(overlays), format_func=lambda m: EXPLAINERS[m].label,

@@ -5,12 +5,22 @@ import streamlit as st
 
 from core.training.registry import history_for, key_numbers
 from core.xai.evaluation import load_results
+from core.xai.localisation import load_localisation
 from core.xai.metrics import SANITY_DESCRIPTION
 from ui import state
 from ui.case import model_identity
 from ui.clinical import clinician_agreement
 from ui.figures import confusion_heatmap, roc_curves, training_curves
-from ui.presentation import SPLIT_LABELS, comparison_frame, headline_frame, key_numbers_text, per_class_frame, xai_frame
+from ui.presentation import (
+    LOCALISATION_SUBSETS,
+    SPLIT_LABELS,
+    comparison_frame,
+    headline_frame,
+    key_numbers_text,
+    localisation_frame,
+    per_class_frame,
+    xai_frame,
+)
 from ui.reference import SPEC_RESULTS, SPEC_XAI, TARGETS
 from ui.services import available_models, notice, selected_entry
 
@@ -91,6 +101,23 @@ else:
     sanity = results.get("settings", {}).get("sanity", {})
     st.caption(f"**{sanity.get('label', 'Sanity check')}** — {sanity.get('description', SANITY_DESCRIPTION)} "
                "Near 0: the map depends on what the model learned; near 1: it would look the same for any model.")
+
+st.subheader("Do the maps point at the tumour?")
+localisation = load_localisation(entry.path)
+if not localisation:
+    st.info("No localisation evaluation for this model yet (`python -m core xai-eval --localisation --n 300` writes "
+            "xai_localisation.json into the model folder).")
+else:
+    subset = st.radio("Scans", list(LOCALISATION_SUBSETS), format_func=LOCALISATION_SUBSETS.get, horizontal=True,
+                      key=state.LOCALISATION_SUBSET)
+    st.markdown(f"{localisation['summary'][subset]['n']} test tumour scans with expert masks; every method explains "
+                "the true class. Beside the methods, the floors: a random map, a centred Gaussian and a uniform map "
+                "(whose energy inside the mask is the mask's area fraction). Energy inside the mask, hit rate and "
+                "rank accuracy: higher is better; ROAD MoRF lower, LeRF higher. Mean [95% interval].")
+    st.dataframe(localisation_frame(localisation, subset), width="stretch", hide_index=True)
+    st.caption(f"Unseen: {localisation.get('unseen_definition', '')}. Command: `{localisation.get('command', '')}` "
+               f"({localisation.get('wall_seconds', 0) / 60:.1f} min wall, "
+               f"{localisation.get('cpu_seconds', 0) / 60:.1f} min CPU).")
 
 st.header("Agreement with clinicians")
 st.markdown("Clinician feedback recorded under classified scans (the latest verdict per scan and case), for this "

@@ -202,6 +202,30 @@ def scan_metrics_frame(results: dict[str, dict[str, Any]], metrics: dict[str, An
     """Per-scan XAI metrics: one row per method, one column per metric (with its better direction)."""
     columns = {name: f"{spec.label} ({'higher' if spec.higher_is_better else 'lower'} is better)"
                for name, spec in metrics.items()}
-    rows = {label: {columns[m]: round(float(r.value), 4) for m, r in values.items() if m in columns}
+    rows = {label: {columns[m]: ("saturated" if getattr(r, "saturated", False) else f"{float(r.value):.4f}")
+                    for m, r in values.items() if m in columns}
             for label, values in results.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+LOCALISATION_SUBSETS = {"all": "all test tumour scans with masks", "unflagged": "without flagged masks",
+                        "unseen": "strict unseen subset"}
+
+
+def localisation_frame(results: dict[str, Any], subset: str = "all") -> pd.DataFrame:
+    """Localisation and ROAD per map (methods, then the floors) and class: mean [95% CI] of each metric."""
+    block = results.get("summary", {}).get(subset, {})
+    metrics = results.get("metrics", {})
+    labels = {**{m: m for m in results.get("methods", [])}, **results.get("references", {})}
+    classes = list(block.get("per_class_n", {}))
+    rows = []
+    for name, entry in block.get("maps", {}).items():
+        for cls in ["all", *classes]:
+            row: dict[str, Any] = {"Map": labels.get(name, name), "Class": cls,
+                                   "n": block.get("n") if cls == "all" else block["per_class_n"].get(cls)}
+            for key, meta in metrics.items():
+                arrow = "↑" if meta.get("higher_is_better") else "↓"
+                row[f"{meta.get('label', key)} {arrow}"] = _mean_ci(entry.get(key, {}).get(cls)) if key in entry \
+                    else "–"
+            rows.append(row)
+    return pd.DataFrame(rows)

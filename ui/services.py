@@ -128,6 +128,48 @@ def scan_metrics_cached(model_key: str, scan_hash: str, method: str, class_index
     return evaluate_map(_model, _image, _map, class_index, seed=0)
 
 
+@st.cache_resource(show_spinner=False)
+def _mask_index(masks_dir: str) -> Any:
+    from core.data.masks import load_mask_index
+
+    return load_mask_index(masks_dir)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def expert_mask(scan_hash: str, name: str, data: bytes) -> np.ndarray | None:
+    """The expert tumour mask (bool, 224 px) when this file IS a dataset scan that has one: the file name
+    must be in the masks' index and the bytes must equal the dataset file's. None otherwise."""
+    import hashlib
+
+    from core.data.masks import default_masks_dir
+    from core.training.launcher import default_data_dir
+
+    data_root = default_data_dir()
+    masks_dir = default_masks_dir(data_root)
+    if masks_dir is None:
+        return None
+    try:
+        index = _mask_index(str(masks_dir))
+    except BrainScanError:
+        return None
+    row = index.for_name(name)
+    if row is None:
+        return None
+    source = data_root / row.file
+    if not source.is_file() or hashlib.sha256(source.read_bytes()).digest() != hashlib.sha256(data).digest():
+        return None
+    return index.load(row)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def agreement_cached(model_key: str, scan_hash: str, class_index: int, methods: tuple[str, ...],
+                     _maps: dict[str, np.ndarray], _image: np.ndarray) -> Any:
+    """Agreement of the shown maps (and their mass outside the head), cached with the explanations."""
+    from core.xai.agreement import agreement
+
+    return agreement(_maps, _image)
+
+
 def options_key(options: dict[str, Any]) -> str:
     """Options as a stable string, for cache keys."""
     return json.dumps(options, sort_keys=True, default=str)

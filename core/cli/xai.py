@@ -25,6 +25,7 @@ def _resolve_class(value: str | None, class_names: list[str]) -> int | None:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     import cv2
+    import numpy as np
 
     from core.io.images import preprocess, read_image
     from core.model.factory import load_model
@@ -33,23 +34,41 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from core.xai.overlays import overlay_for, side_by_side
 
     get_spec(args.method)
+    files = list(args.files)
+    if args.out and len(files) > 1:
+        raise ExplainError("--out writes one overlay; with several files use --save-maps DIR")
+    stems = [Path(f).stem for f in files]
+    if args.save_maps and len(set(stems)) < len(stems):
+        raise ExplainError("--save-maps names each map after its file; two files share a name stem")
+    save_dir = Path(args.save_maps) if args.save_maps else None
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
     model, card = load_model(args.model)
-    rgb = read_image(Path(args.file), args.file)
-    image = preprocess(rgb, card.image_size)
-    result = explain(model, image, args.method, _resolve_class(args.class_name, card.class_names), card,
-                     **folder_options(args.method, args.model, card.image_size))
-    if args.out:
-        picture = side_by_side(image.astype("uint8"), overlay_for(result, image.astype("uint8")))
-        if not cv2.imwrite(str(args.out), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
-            raise ExplainError(f"cannot write {args.out} (use a .png path in an existing folder)")
-    summary = {"file": args.file, "method": result.method, "class_index": result.class_index,
-               "class_name": card.class_names[result.class_index], "seconds": round(result.seconds, 3),
-               "signed": result.signed, "map": result.stats(), "note": result.note, "out": args.out}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"{args.file}: {result.method} for {summary['class_name']} in {result.seconds:.2f} s; "
-              f"{result.note}" + (f"; overlay: {args.out}" if args.out else ""))
+    class_index = _resolve_class(args.class_name, card.class_names)
+    options = folder_options(args.method, args.model, card.image_size)
+    for file, stem in zip(files, stems):
+        rgb = read_image(Path(file), file)
+        image = preprocess(rgb, card.image_size)
+        result = explain(model, image, args.method, class_index, card, **options)
+        saved = None
+        if save_dir is not None:
+            saved = str(save_dir / f"{stem}.npy")
+            np.save(saved, np.asarray(result.map, np.float32))
+        if args.out:
+            picture = side_by_side(image.astype("uint8"), overlay_for(result, image.astype("uint8")))
+            if not cv2.imwrite(str(args.out), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+                raise ExplainError(f"cannot write {args.out} (use a .png path in an existing folder)")
+        summary = {"file": file, "method": result.method, "class_index": result.class_index,
+                   "class_name": card.class_names[result.class_index], "seconds": round(result.seconds, 3),
+                   "signed": result.signed, "map": result.stats(), "note": result.note, "out": args.out}
+        if save_dir is not None:
+            summary["map_file"] = saved
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"{file}: {result.method} for {summary['class_name']} in {result.seconds:.2f} s; "
+                  f"{result.note}" + (f"; overlay: {args.out}" if args.out else "")
+                  + (f"; map: {saved}" if saved else ""))
     return 0
 
 
@@ -61,6 +80,8 @@ def cmd_xai_eval(args: argparse.Namespace) -> int:
 
     if args.data is None:
         raise ExplainError("xai-eval needs --data DIR (or BRAINSCAN_DATA)")
+    if args.localisation:
+        return _localisation(args)
     quick = args.quick or os.environ.get("BRAINSCAN_QUICK") == "1"
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     model, card = load_model(args.model)
@@ -87,9 +108,50 @@ def cmd_xai_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _localisation(args: argparse.Namespace) -> int:
+    from core.data.discovery import discover_for_model
+    from core.data.masks import default_masks_dir, load_mask_index
+    from core.model.factory import load_model
+    from core.xai.explainers.background import ensure_background
+    from core.xai.localisation import run_localisation, save_localisation
+
+    masks_dir = args.masks or default_masks_dir(args.data)
+    if masks_dir is None:
+        raise ExplainError("--localisation needs the expert masks: --masks DIR (or BRAINSCAN_MASKS, or "
+                           "brain-tumor-mri-masks beside the data folder)")
+    masks = load_mask_index(masks_dir)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    model, card = load_model(args.model)
+    discover_for_model(args.data, card.class_names)
+    background = ensure_background(args.model, args.data, card.image_size, args.seed) if "shap" in methods else None
+    results = run_localisation(model, card, args.data, masks, args.n, methods, args.split, args.seed,
+                               not args.no_road, background, progress=progress_printer("explaining"))
+    results["command"] = (f"python -m core xai-eval --localisation --data {shlex.quote(str(args.data))} --masks "
+                          f"{shlex.quote(str(masks_dir))} --model {shlex.quote(str(args.model))} --n {args.n} "
+                          f"--methods {','.join(methods)} --split {args.split} --seed {args.seed}"
+                          + (" --no-road" if args.no_road else ""))
+    path = save_localisation(args.model, results) if args.split == "Testing" else None
+    if args.json:
+        print(json.dumps({k: v for k, v in results.items() if k != "records"}, indent=2))
+        return 0
+    for subset, block in results["summary"].items():
+        print(f"\n{subset}: {block['n']} scans {block['per_class_n']}")
+        names = [m for m in results["metrics"]]
+        print(f"{'map':<10}{'class':<12}" + "".join(f"{n[:18]:>24}" for n in names))
+        for name, row in block["maps"].items():
+            for cls in ["all", *block["per_class_n"]]:
+                cells = "".join(f"{_fmt(row[n][cls]) if n in row else '':>24}" for n in names)
+                print(f"{name:<10}{cls:<12}{cells}")
+    print(f"{results['n_images']} scans in {results['wall_seconds']} s wall, {results['cpu_seconds']} s CPU"
+          + (f"; saved {path}" if path else ""))
+    return 0
+
+
 def _fmt(cell: dict[str, Any]) -> str:
     if cell["mean"] is None:
         return "n/a"
+    if cell.get("n", 2) < 2:
+        return f"{cell['mean']:.3f}"
     lo, hi = cell["ci95"]
     return f"{cell['mean']:.3f} [{lo:.3f}, {hi:.3f}]"
 
@@ -98,12 +160,15 @@ def add_subcommands(sub: Any) -> None:
     """Register `explain` and `xai-eval` on the `python -m core` subparsers."""
     from core.xai.explainers import EXPLAINERS
 
-    p = sub.add_parser("explain", help="explain one scan (Score-CAM, SHAP or LIME); PNG overlay with --out")
-    p.add_argument("file")
+    p = sub.add_parser("explain", help="explain scans (Score-CAM, SHAP or LIME); PNG overlay with --out, "
+                                       "raw maps with --save-maps")
+    p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--method", default="scorecam", help=f"one of {', '.join(EXPLAINERS)}")
     p.add_argument("--class", dest="class_name", help="class to explain (name or index; default: predicted)")
     model_arg(p)
-    p.add_argument("--out", help="PNG path: scan and overlay side by side")
+    p.add_argument("--out", help="PNG path: scan and overlay side by side (one file only)")
+    p.add_argument("--save-maps", metavar="DIR", help="write each raw map as DIR/<file stem>.npy: float32 at the "
+                   "model's input resolution, the scan's orientation, positive = evidence for the explained class")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_explain)
 
@@ -117,5 +182,15 @@ def add_subcommands(sub: Any) -> None:
     p.add_argument("--quick", action="store_true", help="coarser metrics: 10 deletion/insertion steps, "
                    "20 faithfulness subsets "
                    "(also BRAINSCAN_QUICK=1); the explainers keep their defaults")
+    p.add_argument("--localisation", action="store_true",
+                   help="instead: localisation against expert masks (energy inside the mask, pointing game, rank "
+                        "accuracy) and ROAD on --n tumour scans with masks, true class explained; writes "
+                        "xai_localisation.json by the model")
+    p.add_argument("--masks", help="expert masks folder (index.csv); default BRAINSCAN_MASKS or "
+                   "brain-tumor-mri-masks beside --data")
+    p.add_argument("--split", default="Testing", choices=["Testing", "Training"],
+                   help="with --localisation: Training = the model's validation split (for choosing options; "
+                        "not saved)")
+    p.add_argument("--no-road", action="store_true", help="with --localisation: skip ROAD")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_xai_eval)

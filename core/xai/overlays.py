@@ -1,9 +1,11 @@
 """Overlays: explanation maps drawn on the scan. Pure functions, RGB uint8 in and out.
 
 heatmap_overlay - a [0, 1] map in a colormap (Score-CAM);
-signed_overlay  - a signed map, red = supports the class, blue = contradicts (SHAP);
+signed_overlay  - a signed map, red = supports the class, blue = contradicts (SHAP), optionally smoothed,
+                  clipped at a percentile and reduced to its positive side so that it is visible;
 region_overlay  - superpixel weights with region boundaries (LIME);
-overlay_for     - picks the right one for an Explanation; colorbar draws the matching legend.
+overlay_for     - picks the right one for an Explanation; colorbar draws the matching legend;
+draw_outline    - an expert mask's outline on top of any overlay.
 """
 from __future__ import annotations
 
@@ -42,10 +44,11 @@ def heatmap_overlay(image_uint8: np.ndarray, heat01: np.ndarray, alpha: float = 
     return _blend(image, colour, np.full(heat.shape, alpha, np.float32))
 
 
-def signed_colours(signed_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Colour (H, W, 3) and strength (H, W) in [0, 1]: red for positive, blue for negative values."""
+def signed_colours(signed_map: np.ndarray, clip_percentile: float = 99.5) -> tuple[np.ndarray, np.ndarray]:
+    """Colour (H, W, 3) and strength (H, W) in [0, 1]: red for positive, blue for negative values; values
+    beyond the `clip_percentile` of |values| get full strength."""
     values = np.asarray(signed_map, np.float32)
-    scale = float(np.percentile(np.abs(values), 99.5)) or float(np.abs(values).max()) or 1.0
+    scale = float(np.percentile(np.abs(values), clip_percentile)) or float(np.abs(values).max()) or 1.0
     strength = np.clip(np.abs(values) / scale, 0, 1)
     colour = np.zeros(values.shape + (3,), np.uint8)
     colour[values > 0] = (220, 30, 30)
@@ -53,10 +56,25 @@ def signed_colours(signed_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return colour, strength
 
 
-def signed_overlay(image_uint8: np.ndarray, signed_map: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Diverging overlay: red = supports the class, blue = contradicts; opacity grows with |value|."""
+SIGNED_DISPLAY = {"smooth_sigma": 2.0, "clip_percentile": 99.0, "positive_only": False}
+
+
+def display_signed(signed_map: np.ndarray, smooth_sigma: float = 2.0, positive_only: bool = False) -> np.ndarray:
+    """A signed per-pixel map made readable: Gaussian smoothing (sigma in pixels at 224 px, scaled to the
+    map) turns speckle into regions; `positive_only` keeps the evidence for the class alone."""
+    values = np.asarray(signed_map, np.float32)
+    if smooth_sigma > 0:
+        values = cv2.GaussianBlur(values, (0, 0), smooth_sigma * values.shape[0] / 224.0)
+    return np.maximum(values, 0.0) if positive_only else values
+
+
+def signed_overlay(image_uint8: np.ndarray, signed_map: np.ndarray, alpha: float = 0.5, smooth_sigma: float = 0.0,
+                   clip_percentile: float = 99.5, positive_only: bool = False) -> np.ndarray:
+    """Diverging overlay: red = supports the class, blue = contradicts; opacity grows with |value| up to the
+    `clip_percentile` of |values| (so a few extreme pixels do not make the rest invisible)."""
     image = _as_uint8_rgb(image_uint8)
-    colour, strength = signed_colours(_fit(signed_map, image.shape))
+    values = display_signed(signed_map, smooth_sigma, positive_only)
+    colour, strength = signed_colours(_fit(values, image.shape), clip_percentile)
     return _blend(image, colour, alpha * strength)
 
 
@@ -87,14 +105,27 @@ def overlay_kind(explanation: Any) -> str:
     return "signed" if explanation.signed else "heatmap"
 
 
-def overlay_for(explanation: Any, image_uint8: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """The explanation drawn on the scan, as `overlay_kind` says."""
+def overlay_for(explanation: Any, image_uint8: np.ndarray, alpha: float = 0.5, positive_only: bool = False
+                ) -> np.ndarray:
+    """The explanation drawn on the scan, as `overlay_kind` says; signed maps with SIGNED_DISPLAY
+    (smoothed, clipped at the 99th percentile), `positive_only` hides the evidence against the class."""
     kind = overlay_kind(explanation)
     if kind == "regions":
         return region_overlay(image_uint8, explanation.extras["signed_map"], alpha, explanation.extras["segments"])
     if kind == "signed":
-        return signed_overlay(image_uint8, explanation.map, alpha)
+        return signed_overlay(image_uint8, explanation.map, alpha, SIGNED_DISPLAY["smooth_sigma"],
+                              SIGNED_DISPLAY["clip_percentile"], positive_only)
     return heatmap_overlay(image_uint8, explanation.map, alpha)
+
+
+def draw_outline(image_uint8: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (0, 255, 0),
+                 thickness: int = 0) -> np.ndarray:
+    """A copy of the image with the outline of a bool mask (any resolution: scaled to the image) drawn on it."""
+    image = _as_uint8_rgb(image_uint8).copy()
+    scaled = _fit(np.asarray(mask, np.float32), image.shape) >= 0.5
+    contours, _ = cv2.findContours(scaled.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(image, contours, -1, colour, thickness or max(1, image.shape[0] // 200))
+    return image
 
 
 def colorbar(kind: str, width: int = 256, height: int = 16, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:

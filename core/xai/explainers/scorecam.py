@@ -29,35 +29,67 @@ from core.xai.explainers.base import normalise01
 from core.xai.options import int_at_least, one_of
 
 WEIGHTINGS = ("score", "cic", "softmax")
+FUSIONS = ("none", "mean", "product")
+SKIPPED_LAYER_TYPES = ("ZeroPadding2D", "Cropping2D", "InputLayer", "Rescaling", "Normalization")
 
 
 @dataclass(frozen=True)
 class Options:
-    """max_channels: channels of highest variance kept (0 = all); weighting: cic, score or softmax;
+    """max_channels: channels of highest variance kept per layer (0 = all); weighting: cic, score or softmax;
+    resolution: 1 = the last feature map, k = the last layer whose map is at least k times as wide;
+    fusion: none, or mean / product (geometric mean) of that CAM with the last feature map's CAM;
     batch_size: masked images scored per forward call."""
 
     max_channels: int = 128
     weighting: str = "cic"
+    resolution: int = 1
+    fusion: str = "none"
     batch_size: int = 64
 
     def __post_init__(self) -> None:
         int_at_least("max_channels", self.max_channels, 0)
         one_of("weighting", self.weighting, WEIGHTINGS)
+        int_at_least("resolution", self.resolution, 1)
+        one_of("fusion", self.fusion, FUSIONS)
         int_at_least("batch_size", self.batch_size)
 
-_FEATURE_MODELS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+_FEATURE_MODELS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
-def feature_model(model: Any) -> Any:
-    """A cached model returning the last conv feature map."""
-    cached = _FEATURE_MODELS.get(model)
+def target_layers(model: Any, resolution: int, fusion: str) -> list[str]:
+    """Layer names to explain: the last feature map, or the last 4-D layer whose map is `resolution` times as
+    wide (found from the graph, so any backbone works), plus the last map when fusing."""
+    from core.model.factory import feature_layer_name
+
+    last = feature_layer_name(model)
+    if resolution == 1:
+        return [last]
+    width = int(model.get_layer(last).output.shape[1])
+    chosen = None
+    for layer in model.layers:
+        shape = getattr(getattr(layer, "output", None), "shape", None)
+        if shape is None or len(shape) != 4 or type(layer).__name__ in SKIPPED_LAYER_TYPES \
+                or layer.name.startswith("image") or shape[1] is None:
+            continue
+        if int(shape[1]) >= resolution * width and int(shape[1]) < int(model.input_shape[1]):
+            chosen = layer.name
+    if chosen is None:
+        return [last]
+    return [chosen, last] if fusion != "none" else [chosen]
+
+
+def feature_model(model: Any, layer: str | None = None) -> Any:
+    """A cached model returning one 4-D feature map (default: the last one)."""
+    from core.model.factory import feature_layer_name
+
+    layer = layer or feature_layer_name(model)
+    per_model = _FEATURE_MODELS.setdefault(model, {})
+    cached = per_model.get(layer)
     if cached is None:
         import keras
 
-        from core.model.factory import feature_layer_name
-
-        cached = keras.Model(model.inputs, model.get_layer(feature_layer_name(model)).output)
-        _FEATURE_MODELS[model] = cached
+        cached = keras.Model(model.inputs, model.get_layer(layer).output)
+        per_model[layer] = cached
     return cached
 
 
@@ -108,9 +140,28 @@ def _weights(model: Any, image: np.ndarray, class_index: int, scores: np.ndarray
 
 
 def run(model: Any, image: np.ndarray, class_index: int, options: Options) -> tuple[np.ndarray, str, dict]:
+    layers = tuple(target_layers(model, options.resolution, options.fusion))
+    cams, notes, extras = [], [], {}
+    for name in layers:
+        activations = forward(feature_model(model, name), image[None]).astype(np.float32)
+        cam, note, extra = _layer_cam(model, image, class_index, activations[0], options)
+        cams.append(cam)
+        notes.append(f"{name} {activations.shape[1]}x{activations.shape[2]}: {note}")
+        extras = extras or extra
+    if len(cams) == 1:
+        heat = cams[0]
+    elif options.fusion == "mean":
+        heat = normalise01(np.mean(cams, axis=0))
+    else:
+        heat = normalise01(np.sqrt(np.prod(np.stack(cams), axis=0)))
+    fused = f", fused by {options.fusion}" if len(cams) > 1 else ""
+    return heat, "Score-CAM on " + "; ".join(notes) + fused, {**extras, "layers": list(layers)}
+
+
+def _layer_cam(model: Any, image: np.ndarray, class_index: int, activations: np.ndarray,
+               options: Options) -> tuple[np.ndarray, str, dict]:
     max_channels, batch_size, weighting = options.max_channels, options.batch_size, options.weighting
     size = image.shape[0]
-    activations = forward(feature_model(model), image[None]).astype(np.float32)[0]
     total = activations.shape[-1]
     keep = select_channels(activations, max_channels)
     activations = activations[:, :, keep]
@@ -126,6 +177,5 @@ def run(model: Any, image: np.ndarray, class_index: int, options: Options) -> tu
         used, weights = "score (the increase-of-confidence map was empty)", scores
         cam = np.maximum(activations @ weights.astype(np.float32), 0.0)
     cam = upsample(cam[:, :, None], size)[:, :, 0]
-    note = (f"Score-CAM on {len(keep)} of {total} channels of the last feature map "
-            f"(weights: {used})")
+    note = f"{len(keep)} of {total} channels (weights: {used})"
     return normalise01(np.maximum(cam, 0.0)), note, {"channels": int(len(keep)), "weights": weights}

@@ -35,16 +35,21 @@ EXPLAINERS = ("auto", "deep", "gradient")
 @dataclass(frozen=True)
 class Options:
     """explainer: auto, deep or gradient; nsamples / batch_size: GradientExplainer's samples and batches;
-    background: reference images (N, S, S, 3), None for blurred copies of the input; seed: shap's rseed."""
+    background: reference images (N, S, S, 3), None for blurred copies of the input; seed: shap's rseed;
+    smooth_sigma: Gaussian smoothing of the summed map in pixels at 224 px (0 = the raw per-pixel values)."""
 
     explainer: str = "auto"
     nsamples: int = 200
     background: Any = None
     seed: int = 0
     batch_size: int = 50
+    smooth_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         one_of("explainer", self.explainer, EXPLAINERS)
+        if isinstance(self.smooth_sigma, bool) or not isinstance(self.smooth_sigma, (int, float)) \
+                or not 0 <= self.smooth_sigma <= 50:
+            raise ExplainError(f"option smooth_sigma must be a number in [0, 50], got {self.smooth_sigma!r}")
         int_at_least("nsamples", self.nsamples)
         int_at_least("seed", self.seed, 0)
         int_at_least("batch_size", self.batch_size)
@@ -135,7 +140,24 @@ def _gradient(model: Any, image: np.ndarray, class_index: int, background: np.nd
     return np.asarray(values)[0, ..., 0]
 
 
+def smooth(values: np.ndarray, sigma_224: float) -> np.ndarray:
+    """Gaussian smoothing with sigma given at 224 px, scaled to the map's size (sums of signed values stay signed)."""
+    if sigma_224 <= 0:
+        return values
+    import cv2
+
+    return cv2.GaussianBlur(np.asarray(values, np.float32), (0, 0), sigma_224 * values.shape[0] / 224.0)
+
+
 def run(model: Any, image: np.ndarray, class_index: int, options: Options) -> tuple[np.ndarray, str, dict]:
+    heat, note, extras = _run(model, image, class_index, options)
+    if options.smooth_sigma > 0:
+        heat = smooth(heat, float(options.smooth_sigma))
+        note += f"; smoothed (sigma {options.smooth_sigma:g} px at 224 px)"
+    return heat.astype(np.float32), note, extras
+
+
+def _run(model: Any, image: np.ndarray, class_index: int, options: Options) -> tuple[np.ndarray, str, dict]:
     kind, nsamples, batch_size = options.explainer, options.nsamples, options.batch_size
     background, background_note = _background(image, options.background)
     reason = deep_unsupported_reason(model) if kind != "gradient" else ""

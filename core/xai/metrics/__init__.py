@@ -1,7 +1,9 @@
-"""Quantitative XAI metrics behind one registry: `evaluate_map(model, image, map, class_index)`.
+"""Quantitative XAI metrics behind two registries.
 
-Adding a metric = one module with a frozen `Options` dataclass and `compute(...) -> MetricResult` and one
-METRICS entry. Reference maps (`random_map`, `gaussian_map`) give the rows every method must beat.
+METRICS (faithfulness, need the model): `evaluate_map(model, image, map, class_index)`.
+LOCALISATION (need an expert mask, no model): `localise_map(map, mask)`.
+Adding a metric = one module with a frozen `Options` dataclass and a `compute` function and one registry
+entry. Reference maps (`random_map`, `gaussian_map`, `uniform_map`) give the floors every method must beat.
 """
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import numpy as np
 
 from core.errors import ExplainError
 from core.model.inference import check_image
-from core.xai.metrics import deletion, faithfulness, insertion
-from core.xai.metrics.base import MetricResult, MetricSpec
+from core.xai.metrics import deletion, energy_pointing, faithfulness, insertion, pointing_game, rank_accuracy, road
+from core.xai.metrics.base import LocalisationSpec, MetricResult, MetricSpec
 from core.xai.metrics.perturbation import check_map
+from core.xai.options import build
 
 METRICS: dict[str, MetricSpec] = {
     "deletion_auc": MetricSpec(
@@ -30,6 +33,33 @@ METRICS: dict[str, MetricSpec] = {
         "Pearson correlation between the attribution of random patch sets and the probability drop when "
         "they are blacked out (Bhatt et al. 2020). Higher is better.",
         faithfulness.Options, faithfulness.compute),
+    "road_morf": MetricSpec(
+        "road_morf", "ROAD MoRF", False,
+        "Mean class probability as 10-90% of the pixels, most relevant first, are removed and filled in by "
+        "noisy linear imputation (Rong et al. 2022: no hole shaped like the map). Lower is better.",
+        road.Options, road.compute_morf),
+    "road_lerf": MetricSpec(
+        "road_lerf", "ROAD LeRF", True,
+        "Mean class probability as 10-90% of the pixels, least relevant first, are removed and imputed "
+        "(Rong et al. 2022). Higher is better.",
+        road.Options, road.compute_lerf),
+}
+LOCALISATION: dict[str, LocalisationSpec] = {
+    "energy_pointing": LocalisationSpec(
+        "energy_pointing", "Energy inside the mask", True,
+        "Energy-based pointing game (Wang et al. 2020): share of the map's positive mass inside the expert "
+        "tumour mask. A uniform map scores the mask's area fraction. Higher is better.",
+        energy_pointing.Options, energy_pointing.compute),
+    "pointing_hit": LocalisationSpec(
+        "pointing_hit", "Pointing-game hit rate", True,
+        "Is the map's maximum inside the expert mask dilated by 3 px at 224 px (Zhang et al. 2018)? "
+        "Higher is better.",
+        pointing_game.Options, pointing_game.compute),
+    "rank_accuracy": LocalisationSpec(
+        "rank_accuracy", "Relevance rank accuracy", True,
+        "Of the K most relevant pixels (K = mask size), the share inside the mask (Arras et al. 2022). "
+        "Higher is better.",
+        rank_accuracy.Options, rank_accuracy.compute),
 }
 SANITY_LABEL = "Sanity check: rank correlation with a randomised model"
 SANITY_DESCRIPTION = ("Spearman correlation between the map of the trained model and the map of a copy with its "
@@ -68,6 +98,28 @@ def evaluate_map(model: Any, image: np.ndarray, saliency_map: np.ndarray, class_
     return results
 
 
+def localise_map(saliency_map: np.ndarray, mask: np.ndarray, metrics: tuple[str, ...] | list[str] | None = None,
+                 **options: Any) -> dict[str, float]:
+    """Every requested localisation metric (default all) of one map against one expert mask (same shape)."""
+    names = list(metrics or LOCALISATION)
+    unknown = [n for n in names if n not in LOCALISATION]
+    if unknown:
+        raise ExplainError(f"unknown localisation metric(s) {unknown}; choose from {', '.join(LOCALISATION)}")
+    saliency_map = np.asarray(saliency_map, np.float32)
+    mask = np.asarray(mask, bool)
+    if saliency_map.shape != mask.shape:
+        raise ExplainError(f"saliency map shape {saliency_map.shape} does not match the mask {mask.shape}")
+    if not np.isfinite(saliency_map).all():
+        raise ExplainError("the saliency map contains NaN or infinite values")
+    results = {}
+    for name in names:
+        spec = LOCALISATION[name]
+        typed = build(spec.options_type, {k: v for k, v in options.items() if k in spec.default_options},
+                      f"metric '{name}'")
+        results[name] = spec.compute(saliency_map, mask, typed)
+    return results
+
+
 def random_map(size: int, seed: int = 0) -> np.ndarray:
     """Reference: uniform noise (seeded); what a method with no information scores."""
     return np.random.default_rng(seed).random((size, size)).astype(np.float32)
@@ -80,6 +132,13 @@ def gaussian_map(size: int, seed: int = 0) -> np.ndarray:
     return np.exp(-((yy - c) ** 2 + (xx - c) ** 2) / (2 * (size / 4.0) ** 2)).astype(np.float32)
 
 
-REFERENCE_MAPS = {"random": ("Random map", random_map), "gaussian": ("Centred Gaussian", gaussian_map)}
+def uniform_map(size: int, seed: int = 0) -> np.ndarray:
+    """Reference: every pixel equal; its energy inside a mask is the mask's area fraction (the chance level)."""
+    return np.ones((size, size), np.float32)
 
-__all__ = ["METRICS", "MetricResult", "MetricSpec", "REFERENCE_MAPS", "evaluate_map", "gaussian_map", "random_map"]
+
+REFERENCE_MAPS = {"random": ("Random map", random_map), "gaussian": ("Centred Gaussian", gaussian_map)}
+LOCALISATION_REFERENCE_MAPS = {**REFERENCE_MAPS, "uniform": ("Uniform map (= mask area)", uniform_map)}
+
+__all__ = ["LOCALISATION", "LOCALISATION_REFERENCE_MAPS", "METRICS", "MetricResult", "MetricSpec", "REFERENCE_MAPS",
+           "evaluate_map", "gaussian_map", "localise_map", "random_map", "uniform_map"]

@@ -17,6 +17,8 @@ class MetricResult:
     value: float
     curve: tuple[np.ndarray, np.ndarray] | None
     higher_is_better: bool
+    saturated: bool = False  # the removal baseline already scores like the scan: the value says nothing
+    note: str = ""
 
 
 ComputeFn = Callable[[Any, np.ndarray, np.ndarray, int, int, Any], MetricResult]
@@ -37,3 +39,28 @@ class MetricSpec:
     def default_options(self) -> dict[str, Any]:
         """Every option with its default, as declared by `options_type`."""
         return as_dict(self.options_type())
+
+
+LocalisationFn = Callable[[np.ndarray, np.ndarray, Any], float]
+
+
+@dataclass(frozen=True)
+class LocalisationSpec:
+    """A localisation metric: map (H, W) and expert mask (H, W bool) in, one number out; no model needed."""
+
+    name: str
+    label: str
+    higher_is_better: bool
+    description: str
+    options_type: type
+    compute: LocalisationFn
+
+    @property
+    def default_options(self) -> dict[str, Any]:
+        """Every option with its default, as declared by `options_type`."""
+        return as_dict(self.options_type())
+
+
+def positive_part(saliency_map: np.ndarray) -> np.ndarray:
+    """The evidence for the class: max(map, 0) as float64 (signed maps keep only their positive side)."""
+    return np.maximum(np.asarray(saliency_map, np.float64), 0.0)

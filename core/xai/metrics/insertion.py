@@ -13,19 +13,22 @@ import numpy as np
 
 from core.xai.metrics.base import MetricResult
 from core.xai.metrics.perturbation import curve_metric, get_baseline
-from core.xai.options import int_at_least
+from core.xai.options import in_open_interval, int_at_least
 
 
 @dataclass(frozen=True)
 class Options:
-    """steps: points of the curve minus one; insertion_baseline: black or blur; batch_size: images per forward call."""
+    """steps: points of the curve minus one; insertion_baseline: black or blur; batch_size: images per forward call;
+    saturation_ratio: baseline/scan probability ratio from which the curve is reported as saturated."""
 
     steps: int = 20
     insertion_baseline: str = "blur"
     batch_size: int = 64
+    saturation_ratio: float = 0.9
 
     def __post_init__(self) -> None:
         int_at_least("steps", self.steps)
+        in_open_interval("saturation_ratio", self.saturation_ratio, 0.0, 1.0 + 1e-9)
         get_baseline(self.insertion_baseline)
         int_at_least("batch_size", self.batch_size)
 

@@ -80,9 +80,72 @@ def curve_metric(model: Any, start: np.ndarray, end: np.ndarray, saliency_map: n
     """Deletion/insertion: the AUC of `curve` in attribution order, as a MetricResult with its curve."""
     fractions, probs = curve(model, start, end, pixel_order(saliency_map), class_index,
                              options.steps, options.batch_size)
-    return MetricResult(auc(fractions, probs), (fractions, probs), higher_is_better)
+    saturated, note = saturation(probs, higher_is_better, options.saturation_ratio)
+    return MetricResult(auc(fractions, probs), (fractions, probs), higher_is_better, saturated, note)
+
+
+def saturation(probs: np.ndarray, insertion: bool, ratio: float) -> tuple[bool, str]:
+    """Is the curve meaningless because the information-free image already scores like the scan?
+
+    Insertion starts from the baseline (probs[0]) and ends at the scan (probs[-1]); deletion the other way
+    round. When the baseline's probability is at least `ratio` times the scan's, any map gets an AUC near
+    the scan's own score (a blurred glioma scan that still scores 1.0 gives every map ~1.0).
+    """
+    scan, base = (probs[-1], probs[0]) if insertion else (probs[0], probs[-1])
+    if scan > 0 and base >= ratio * scan:
+        which = "blurred" if insertion else "blacked-out"
+        return True, f"saturated: the {which} baseline already scores {base:.2f} (scan {scan:.2f})"
+    return False, ""
 
 
 def auc(fractions: np.ndarray, values: np.ndarray) -> float:
     """Trapezoidal area under the curve over x in [0, 1]; in [0, 1] for probabilities."""
     return float(np.sum((values[1:] + values[:-1]) * np.diff(fractions)) / 2.0)
+
+
+# ROAD's neighbourhood (Rong et al. 2022): direct neighbours weigh 1/6, diagonal ones 1/12.
+IMPUTATION_WEIGHTS = (((0, 1), 1 / 6), ((0, -1), 1 / 6), ((1, 0), 1 / 6), ((-1, 0), 1 / 6),
+                      ((1, 1), 1 / 12), ((1, -1), 1 / 12), ((-1, 1), 1 / 12), ((-1, -1), 1 / 12))
+
+
+def noisy_linear_imputation(image: np.ndarray, removed: np.ndarray, noise: float, rng: np.random.Generator
+                            ) -> np.ndarray:
+    """ROAD's imputation: every removed pixel becomes the weighted mean of its 8 neighbours (a sparse linear
+    system over all removed pixels, so large holes are filled smoothly from their border), plus Gaussian
+    noise of standard deviation `noise` (in image units). `removed` is a bool (H, W) mask; channels are
+    solved together. Matches `quantus.functions.perturb_func.noisy_linear_imputation` (tested).
+    """
+    from scipy.sparse import csc_matrix
+    from scipy.sparse.linalg import spsolve
+
+    h, w = removed.shape
+    flat = image.reshape(h * w, -1).astype(np.float64)
+    ids = np.flatnonzero(removed.ravel())
+    if ids.size == 0:
+        return image.copy()
+    var = np.full(h * w, -1, np.int64)
+    var[ids] = np.arange(ids.size)
+    r, c = np.divmod(ids, w)
+    rows, cols, vals = [], [], []
+    diag = np.ones(ids.size)
+    rhs = np.zeros((ids.size, flat.shape[1]))
+    for (dr, dc), weight in IMPUTATION_WEIGHTS:
+        rr, cc = r + dr, c + dc
+        valid = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+        diag[~valid] -= weight
+        neighbour = rr[valid] * w + cc[valid]
+        source = np.flatnonzero(valid)
+        unknown = var[neighbour] >= 0
+        rows.append(source[unknown])
+        cols.append(var[neighbour[unknown]])
+        vals.append(np.full(int(unknown.sum()), weight))
+        rhs[source[~unknown]] -= weight * flat[neighbour[~unknown]]
+    rows.append(np.arange(ids.size))
+    cols.append(np.arange(ids.size))
+    vals.append(-diag)
+    matrix = csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                        shape=(ids.size, ids.size))
+    solved = spsolve(matrix, rhs).reshape(ids.size, -1)
+    out = flat.copy()
+    out[ids] = solved + noise * rng.standard_normal(solved.shape)
+    return out.reshape(image.shape).astype(image.dtype)

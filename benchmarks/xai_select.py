@@ -1,0 +1,112 @@
+"""Choose explainer options by localisation on TRAINING masks (the model's validation split), never on Testing.
+
+    python benchmarks/xai_select.py [--model DIR] [--data DIR] [--masks DIR] [--n 30] [--out JSON]
+
+Scans: a seeded sample of tumour scans of the model's validation split that have expert masks (scans the
+model did not train on; Testing masks are kept for the evaluation). Each variant explains the true class;
+the energy inside the mask, the pointing-game hit and the rank accuracy are averaged per class. Variants
+that are post-processing of one map (SHAP smoothing, the fusion of two Score-CAM maps) reuse that map.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from core.xai.evaluation import mean_ci  # noqa: E402
+from core.xai.explainers import explain, warm_up  # noqa: E402
+from core.xai.explainers.base import normalise01  # noqa: E402
+from core.xai.explainers.shap_method import smooth  # noqa: E402
+from core.xai.metrics import LOCALISATION, gaussian_map, localise_map  # noqa: E402
+
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "scorecam last (old default)": ("scorecam", {}),
+    "scorecam resolution 2": ("scorecam", {"resolution": 2}),
+    "scorecam resolution 4": ("scorecam", {"resolution": 4}),
+    "lime old (all superpixels, mean)": ("lime", {"head_only": False}),
+    "lime head, mean": ("lime", {}),
+    "lime head, blur": ("lime", {"hide": "blur"}),
+    "shap raw": ("shap", {}),
+}
+DERIVED = {
+    "scorecam 2 x last (product)": lambda maps: normalise01(np.sqrt(maps["scorecam last (old default)"] *
+                                                                    maps["scorecam resolution 2"])),
+    "scorecam 2 + last (mean)": lambda maps: normalise01((maps["scorecam last (old default)"] +
+                                                          maps["scorecam resolution 2"]) / 2),
+    "scorecam 4 x 2 (product)": lambda maps: normalise01(np.sqrt(maps["scorecam resolution 4"] *
+                                                                 maps["scorecam resolution 2"])),
+    "shap smoothed 2 px": lambda maps: smooth(maps["shap raw"], 2.0),
+    "shap smoothed 4 px": lambda maps: smooth(maps["shap raw"], 4.0),
+    "shap smoothed 8 px": lambda maps: smooth(maps["shap raw"], 8.0),
+}
+
+
+def main() -> None:
+    from core.data.masks import default_masks_dir, load_mask_index
+    from core.model.factory import default_model_dir, load_model
+    from core.xai.explainers.background import folder_options
+    from core.xai.localisation import load_scans, select_rows, validation_files
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=str(default_model_dir()))
+    parser.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA", str(REPO.parent / "shared/data/brain-tumor-mri")))
+    parser.add_argument("--masks", default=None)
+    parser.add_argument("--n", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="benchmarks/results/xai_select.json")
+    args = parser.parse_args()
+    model, card = load_model(args.model)
+    masks = load_mask_index(args.masks or default_masks_dir(args.data))
+    allowed = validation_files(card, args.data)
+    rows = select_rows(masks, card.class_names, "Training", args.n, args.seed, allowed)
+    scans = load_scans(masks, rows, args.data, card.class_names, card.image_size)
+    warm_up(model)
+    shap_options = folder_options("shap", args.model, card.image_size)
+    values: dict[str, list[dict[str, float]]] = {}
+    seconds: dict[str, list[float]] = {}
+    classes = [s.row.class_name for s in scans]
+    start = time.perf_counter()
+    for i, scan in enumerate(scans):
+        maps = {}
+        for name, (method, options) in VARIANTS.items():
+            opts = {**(shap_options if method == "shap" else {}), **options}
+            result = explain(model, scan.image, method, scan.label, **opts)
+            maps[name] = result.map
+            seconds.setdefault(name, []).append(result.seconds)
+        for name, make in DERIVED.items():
+            maps[name] = make(maps)
+        maps["centred Gaussian (floor)"] = gaussian_map(card.image_size)
+        maps["uniform (= mask area)"] = np.ones_like(scan.mask, np.float32)
+        for name, saliency in maps.items():
+            values.setdefault(name, []).append(localise_map(saliency, scan.mask))
+        print(f"{i + 1}/{len(scans)} {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    summary = {}
+    for name, rows_ in values.items():
+        summary[name] = {metric: {"all": mean_ci([r[metric] for r in rows_])["mean"],
+                                  **{c: mean_ci([r[metric] for r, k in zip(rows_, classes) if k == c])["mean"]
+                                     for c in sorted(set(classes))}} for metric in LOCALISATION}
+        if name in seconds:
+            summary[name]["seconds"] = float(np.mean(seconds[name]))
+    doc = {"model": card.name, "split": "Training (the model's validation split)", "n": len(scans),
+           "files": [s.row.file for s in scans], "summary": summary,
+           "command": "python benchmarks/xai_select.py " + " ".join(sys.argv[1:])}
+    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"{'variant':<36}" + "".join(f"{m[:14]:>16}" for m in LOCALISATION) + "   per class energy")
+    for name, row in summary.items():
+        per = " ".join(f"{c[:4]} {row['energy_pointing'][c]:.3f}" for c in sorted(set(classes)))
+        print(f"{name:<36}" + "".join(f"{row[m]['all']:16.3f}" for m in LOCALISATION)
+              + f"   {per}  {row.get('seconds', 0):.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Do the maps point at the tumour? Localisation (against expert masks) and ROAD on tumour scans.
+
+For each scan with an expert mask, every method explains the TRUE class (the tumour the mask marks),
+and the map is scored with every metric of `core.xai.metrics.LOCALISATION` and with ROAD (MoRF, LeRF);
+the reference maps (random, centred Gaussian, uniform = the mask's area fraction) are scored the same
+way. Results: mean and 95% t-interval per method, metric and class, for all rows, the rows without an
+annotator flag, and the strict unseen subset (no Training scan from the same source slice).
+
+Rows: Testing masks for evaluation; `split="Training"` restricted to the model's validation split
+(scans the model did not train on) for choosing explainer options. Never tune on Testing masks.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.data.masks import MaskIndex, MaskRow
+from core.errors import ExplainError
+from core.xai.explainers import explain, get_spec
+from core.xai.metrics import LOCALISATION, LOCALISATION_REFERENCE_MAPS, METRICS, evaluate_map, localise_map
+
+ROAD_METRICS = ("road_morf", "road_lerf")
+LOCALISATION_FILE = "xai_localisation.json"
+SUBSETS = {"all": "all rows", "unflagged": "rows without an annotator flag", "unseen": "strict unseen subset"}
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class MaskedScan:
+    """A scan with its expert mask at model resolution."""
+
+    row: MaskRow
+    image: np.ndarray
+    mask: np.ndarray
+    label: int
+    unseen: bool
+
+
+def validation_files(card: Any, data_root: str | Path) -> set[str] | None:
+    """Dataset-relative paths of the model's validation split (None when the card does not say how it split)."""
+    from core.data.discovery import discover_for_model, make_splits
+
+    config = (getattr(card, "training", None) or {}).get("config", {}) if isinstance(
+        getattr(card, "training", None), dict) else {}
+    if config.get("protocol", "default") != "default":
+        return None
+    index = discover_for_model(data_root, card.class_names)
+    splits = make_splits(index, "default", float(config.get("val_fraction", 0.1)), int(config.get("seed", 42)))
+    return {s.relpath for s in splits["validation"]}
+
+
+def select_rows(masks: MaskIndex, class_names: list[str], split: str, n: int, seed: int = 0,
+                allowed: set[str] | None = None) -> list[MaskRow]:
+    """A seeded sample of `n` mask rows of one split, stratified over the tumour classes the model knows."""
+    classes = [c for c in class_names if any(r.class_name == c for r in masks.rows)]
+    if not classes:
+        raise ExplainError(f"no expert masks for any of the model's classes {class_names}")
+    rng = np.random.default_rng(seed)
+    chosen: list[MaskRow] = []
+    for i, name in enumerate(classes):
+        quota = n // len(classes) + (1 if i < n % len(classes) else 0)
+        pool = [r for r in masks.select(split) if r.class_name == name and (allowed is None or r.file in allowed)]
+        chosen.extend(pool[j] for j in sorted(rng.permutation(len(pool))[:quota]))
+    return chosen
+
+
+def load_scans(masks: MaskIndex, rows: list[MaskRow], data_root: str | Path, class_names: list[str],
+               image_size: int) -> list[MaskedScan]:
+    """Images through the one preprocessing path, masks resized to the model's input size."""
+    from core.io.images import load_for_model
+
+    root = Path(data_root)
+    return [MaskedScan(r, load_for_model(root / r.file, image_size).astype(np.float32), masks.load(r, image_size),
+                       class_names.index(r.class_name), masks.unseen(r)) for r in rows]
+
+
+def score_scans(model: Any, scans: list[MaskedScan], methods: list[str], method_options: dict[str, dict[str, Any]],
+                seed: int = 0, road: bool = True, road_options: dict[str, Any] | None = None,
+                references: bool = True, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """One record per scan: for each method (and reference map) its localisation values, ROAD and seconds."""
+    records = []
+    size = int(model.input_shape[1])
+    for i, scan in enumerate(scans):
+        maps: dict[str, tuple[np.ndarray, float]] = {}
+        for method in methods:
+            result = explain(model, scan.image, method, scan.label, **method_options.get(method, {}))
+            maps[method] = (result.map, result.seconds)
+        if references:
+            for name, (_, make) in LOCALISATION_REFERENCE_MAPS.items():
+                maps[name] = (make(size, seed + i), 0.0)
+        record: dict[str, Any] = {"file": scan.row.file, "class": scan.row.class_name, "label": scan.label,
+                                  "flagged": scan.row.flagged, "unseen": scan.unseen,
+                                  "area": float(scan.mask.mean()), "maps": {}}
+        for name, (saliency, seconds) in maps.items():
+            values: dict[str, float] = localise_map(saliency, scan.mask)
+            if road and name != "uniform":
+                scores = evaluate_map(model, scan.image, saliency, scan.label, seed=seed + i, metrics=ROAD_METRICS,
+                                      **(road_options or {}))
+                values.update({k: v.value for k, v in scores.items()})
+            record["maps"][name] = {**values, "seconds": seconds}
+        records.append(record)
+        if progress:
+            progress(i + 1, len(scans))
+    return records
+
+
+def _mean_ci(values: list[float]) -> dict[str, Any]:
+    from core.xai.evaluation import mean_ci
+
+    return mean_ci(values)
+
+
+def summarise(records: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]:
+    """Per subset, map, metric: overall and per-class mean with 95% interval."""
+    road = [m for m in ROAD_METRICS if any(m in v for r in records for v in r["maps"].values())]
+    metrics = [*LOCALISATION, *road, "seconds"]
+    classes = [c for c in class_names if any(r["class"] == c for r in records)]
+    names = list(records[0]["maps"]) if records else []
+    out: dict[str, Any] = {}
+    for subset in SUBSETS:
+        rows = [r for r in records if subset == "all" or (subset == "unflagged" and not r["flagged"])
+                or (subset == "unseen" and r["unseen"])]
+        block: dict[str, Any] = {"n": len(rows), "per_class_n": {c: sum(r["class"] == c for r in rows) for c in classes},
+                                 "mask_area": _mean_ci([r["area"] for r in rows]), "maps": {}}
+        for name in names:
+            entry: dict[str, Any] = {}
+            for metric in metrics:
+                values = [r["maps"][name].get(metric) for r in rows]
+                if all(v is None for v in values):
+                    continue
+                entry[metric] = {"all": _mean_ci([v for v in values if v is not None]),
+                                 **{c: _mean_ci([r["maps"][name].get(metric) for r in rows
+                                                 if r["class"] == c and r["maps"][name].get(metric) is not None])
+                                    for c in classes}}
+            block["maps"][name] = entry
+        out[subset] = block
+    return out
+
+
+def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIndex, n: int = 300,
+                     methods: list[str] | None = None, split: str = "Testing", seed: int = 0, road: bool = True,
+                     background: np.ndarray | None = None, method_options: dict[str, dict[str, Any]] | None = None,
+                     progress: Progress | None = None) -> dict[str, Any]:
+    """The localisation + ROAD evaluation document (`xai_localisation.json`)."""
+    from core.xai.explainers import EXPLAINERS
+
+    methods = list(methods or EXPLAINERS)
+    for method in methods:
+        get_spec(method)
+    allowed = validation_files(card, data_root) if split == "Training" else None
+    rows = select_rows(masks, card.class_names, split, n, seed, allowed)
+    scans = load_scans(masks, rows, data_root, card.class_names, card.image_size)
+    options = {m: dict((method_options or {}).get(m, {})) for m in methods}
+    if "shap" in options and background is not None:
+        options["shap"].setdefault("background", background)
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    records = score_scans(model, scans, methods, options, seed, road, progress=progress)
+    wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
+    return {
+        "model": card.name,
+        "split": split,
+        "n_images": len(records),
+        "seed": seed,
+        "command": "",
+        "explained_class": "true class (the tumour the mask marks)",
+        "unseen_definition": "no Training scan with the same source_image in the masks' index.csv "
+                             "(identical or mirrored copies of the same source slice count as seen)",
+        "methods": methods,
+        "method_options": {m: {k: (f"array{v.shape}" if isinstance(v, np.ndarray) else v)
+                               for k, v in {**get_spec(m).default_options, **o}.items()} for m, o in options.items()},
+        "references": {k: v[0] for k, v in LOCALISATION_REFERENCE_MAPS.items()},
+        "metrics": {**{k: {"label": s.label, "higher_is_better": s.higher_is_better, "description": s.description}
+                       for k, s in LOCALISATION.items()},
+                    **({k: {"label": METRICS[k].label, "higher_is_better": METRICS[k].higher_is_better,
+                            "description": METRICS[k].description} for k in ROAD_METRICS} if road else {})},
+        "wall_seconds": round(wall, 1),
+        "cpu_seconds": round(cpu, 1),
+        "summary": summarise(records, card.class_names),
+        "records": records,
+    }
+
+
+def save_localisation(model_dir: str | Path, results: dict[str, Any]) -> Path:
+    """Write `xai_localisation.json` into the model folder."""
+    import json
+
+    path = Path(model_dir) / LOCALISATION_FILE
+    path.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    return path
+
+
+def load_localisation(model_dir: str | Path) -> dict[str, Any] | None:
+    """The saved localisation evaluation of a model folder, or None."""
+    import json
+
+    path = Path(model_dir) / LOCALISATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ExplainError(f"{path} is not valid JSON ({exc}); rerun `python -m core xai-eval --localisation`") from exc
