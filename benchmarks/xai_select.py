@@ -70,6 +70,8 @@ def main() -> None:
     allowed = validation_files(card, args.data)
     rows = select_rows(masks, card.class_names, "Training", args.n, args.seed, allowed)
     scans = load_scans(masks, rows, args.data, card.class_names, card.image_size)
+    by_class = [[s for s in scans if s.label == k] for k in sorted({s.label for s in scans})]
+    scans = [s for group in zip(*by_class) for s in group]   # classes interleaved: a partial run stays balanced
     warm_up(model)
     shap_options = folder_options("shap", args.model, card.image_size)
     values: dict[str, list[dict[str, float]]] = {}
@@ -90,6 +92,12 @@ def main() -> None:
         for name, saliency in maps.items():
             values.setdefault(name, []).append(localise_map(saliency, scan.mask))
         print(f"{i + 1}/{len(scans)} {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+        report(values, seconds, classes[:i + 1], card, scans[:i + 1], args)
+
+
+def report(values: dict[str, list[dict[str, float]]], seconds: dict[str, list[float]], classes: list[str], card: Any,
+           scans: list[Any], args: argparse.Namespace) -> None:
+    """Write the summary so far (the JSON is rewritten after every scan) and print the table."""
     summary = {}
     for name, rows_ in values.items():
         summary[name] = {metric: {"all": mean_ci([r[metric] for r in rows_])["mean"],

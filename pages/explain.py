@@ -140,12 +140,15 @@ comparison_slider(base, overlays[compare], "Scan", EXPLAINERS[compare].label)
 st.subheader("How faithful are these maps for this scan?")
 st.caption("Deletion removes the most relevant pixels first (a faithful map makes the probability drop fast: lower "
            "AUC is better); insertion adds them to a blurred scan (a fast rise is better: higher AUC). "
-           "Faithfulness correlation: do pixels with higher relevance change the prediction more?")
+           "Faithfulness correlation: do pixels with higher relevance change the prediction more? ROAD removes "
+           "pixels and fills them in from their neighbours, so the hole does not give the map away (most relevant "
+           "first: lower is better; least relevant first: higher). 'saturated': the blurred or black scan already "
+           "scores like the scan itself, so that curve cannot tell maps apart.")
 if st.button("Measure faithfulness for this scan", key=state.MEASURE):
     st.session_state[state.MEASURE_FOR] = (entry.key, scan_id, class_index)
 if st.session_state.get(state.MEASURE_FOR) == (entry.key, scan_id, class_index):
     results = {}
-    with st.spinner("Measuring deletion, insertion and faithfulness…"):
+    with st.spinner("Measuring deletion, insertion, faithfulness and ROAD…"):
         for method, explanation in explanations.items():
             results[EXPLAINERS[method].label] = scan_metrics_cached(
                 entry.key, scan_id, method, class_index, options_key(explanation.options), model, image,

@@ -72,7 +72,8 @@ def test_xai_eval_writes_the_dashboard_schema(tiny_model_dir, tiny_dataset, tmp_
     assert (model_dir / "shap_background.npz").is_file()
     assert results["n_images"] == 4 and results["seed"] == 3 and results["settings"]["quick"] is True
     assert results["command"].startswith("python -m core xai-eval --data ") and results["command"].endswith("--quick")
-    assert set(results["metrics"]) == {"deletion_auc", "insertion_auc", "faithfulness_correlation"}
+    assert set(results["metrics"]) == {"deletion_auc", "insertion_auc", "faithfulness_correlation", "road_morf",
+                                       "road_lerf"}
     assert set(results["methods"]) == {"scorecam", "shap", "lime", "random", "gaussian"}
     composition = results["settings"]["sample"]["per_class"]
     assert sum(v["correct"] + v["wrong"] for v in composition.values()) == 4
@@ -80,6 +81,9 @@ def test_xai_eval_writes_the_dashboard_schema(tiny_model_dir, tiny_dataset, tmp_
         assert row["kind"] == ("baseline" if name in ("random", "gaussian") else "method")
         assert ("sanity_rank_correlation" in row) == (row["kind"] == "method")
         for metric in ("deletion_auc", "insertion_auc", "seconds_per_image"):
+            if row[metric]["mean"] is None:  # every curve saturated: no mean, only the count
+                assert row[metric]["saturated"] == 4
+                continue
             lo, hi = row[metric]["ci95"]
             assert lo <= row[metric]["mean"] <= hi
         assert sum(c["n"] for c in row["per_class"].values()) == 4

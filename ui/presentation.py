@@ -22,7 +22,8 @@ HEADLINE_LABELS = {"accuracy": "Accuracy", "loss": "Loss (cross-entropy)", "macr
                    "cohen_kappa": "Cohen's kappa", "macro_auc": "Macro AUC (one-vs-rest)"}
 SPLIT_LABELS = {"test": "Test (full)", "test_leakage_free": "Test (leakage-free)", "validation": "Validation"}
 XAI_COLUMNS = {"deletion_auc": "Deletion AUC", "insertion_auc": "Insertion AUC",
-               "faithfulness_correlation": "Faithfulness corr.", "sanity_rank_correlation": "Sanity rank corr.",
+               "faithfulness_correlation": "Faithfulness corr.", "road_morf": "ROAD MoRF ↓", "road_lerf": "ROAD LeRF ↑",
+               "sanity_rank_correlation": "Sanity rank corr.",
                "seconds_per_image": "Seconds / image"}
 
 
@@ -130,12 +131,14 @@ def confusion(matrix: list[list[int]], normalised: bool) -> np.ndarray:
 
 
 def _mean_ci(entry: Any) -> str:
+    saturated = entry.get("saturated", 0) if isinstance(entry, dict) else 0
+    note = f" · {saturated} saturated, left out" if saturated else ""
     if not isinstance(entry, dict) or entry.get("mean") is None:
-        return "–"
+        return "saturated" if saturated else "–"
     ci = entry.get("ci95") or [None, None]
     if None in ci:
-        return _fmt(entry["mean"])
-    return f"{_fmt(entry['mean'])} [{_fmt(ci[0], 3)}–{_fmt(ci[1], 3)}]"
+        return _fmt(entry["mean"]) + note
+    return f"{_fmt(entry['mean'])} [{_fmt(ci[0], 3)}–{_fmt(ci[1], 3)}]{note}"
 
 
 def xai_frame(results: dict[str, Any]) -> pd.DataFrame:

@@ -125,11 +125,13 @@ def _localisation(args: argparse.Namespace) -> int:
     discover_for_model(args.data, card.class_names)
     background = ensure_background(args.model, args.data, card.image_size, args.seed) if "shap" in methods else None
     results = run_localisation(model, card, args.data, masks, args.n, methods, args.split, args.seed,
-                               not args.no_road, background, progress=progress_printer("explaining"))
+                               not args.no_road, background, progress=progress_printer("explaining"),
+                               checkpoint_dir=args.checkpoint_dir, budget_minutes=args.budget_minutes)
     results["command"] = (f"python -m core xai-eval --localisation --data {shlex.quote(str(args.data))} --masks "
                           f"{shlex.quote(str(masks_dir))} --model {shlex.quote(str(args.model))} --n {args.n} "
                           f"--methods {','.join(methods)} --split {args.split} --seed {args.seed}"
-                          + (" --no-road" if args.no_road else ""))
+                          + (" --no-road" if args.no_road else "")
+                          + (f" --budget-minutes {args.budget_minutes:g}" if args.budget_minutes else ""))
     path = save_localisation(args.model, results) if args.split == "Testing" else None
     if args.json:
         print(json.dumps({k: v for k, v in results.items() if k != "records"}, indent=2))
@@ -192,5 +194,9 @@ def add_subcommands(sub: Any) -> None:
                    help="with --localisation: Training = the model's validation split (for choosing options; "
                         "not saved)")
     p.add_argument("--no-road", action="store_true", help="with --localisation: skip ROAD")
+    p.add_argument("--budget-minutes", type=float, help="with --localisation: start no new scan after this many "
+                   "minutes (the report says how many scans were done)")
+    p.add_argument("--checkpoint-dir", help="with --localisation: keep per-scan records there (JSON lines) and "
+                   "continue an interrupted run with the same settings")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_xai_eval)

@@ -5,7 +5,9 @@ Sample: seeded and stratified by class, mixing correctly and wrongly classified 
 predicted one (what the app shows). For every image each method's map and two reference maps
 (random noise, centred Gaussian) are scored with every metric of `core.xai.metrics`; the
 sanity check (map vs a randomised model's map) runs on the first `sanity_n` images.
-Results: mean and 95% t-interval per method and metric, per-class means, seconds per image.
+Results: mean and 95% t-interval per method and metric, per-class means, seconds per image. Deletion and
+insertion curves that are saturated (the information-free baseline already scores like the scan) are
+counted (`saturated`) and left out of the means.
 """
 from __future__ import annotations
 
@@ -92,14 +94,18 @@ def _summarise(rows: list[dict[str, float]], labels: list[int], class_names: lis
                label: str, sanity: list[float] | None) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": kind, "label": label}
     for name in METRICS:
-        out[name] = mean_ci([r[name] for r in rows])
+        # a saturated curve (the baseline image already scores like the scan) says nothing about the map:
+        # it is left out of the mean and counted instead of being averaged in as ~1.0
+        out[name] = mean_ci([r[name] for r in rows if not r.get(f"{name}_saturated")])
+        out[name]["saturated"] = sum(1 for r in rows if r.get(f"{name}_saturated"))
     if sanity is not None:
         out["sanity_rank_correlation"] = mean_ci(sanity)
     out["seconds_per_image"] = mean_ci([r["seconds"] for r in rows])
     per_class = {}
     for index, class_name in enumerate(class_names):
         own = [r for r, lab in zip(rows, labels) if lab == index]
-        per_class[class_name] = {name: mean_ci([r[name] for r in own])["mean"] for name in METRICS}
+        per_class[class_name] = {name: mean_ci([r[name] for r in own if not r.get(f"{name}_saturated")])["mean"]
+                                 for name in METRICS}
         per_class[class_name]["n"] = len(own)
     out["per_class"] = per_class
     return out
@@ -135,7 +141,9 @@ def run_eval(model: Any, card: Any, data_root: str | Path, n: int = 100, methods
             maps[name] = (make(card.image_size, seed + i), time.perf_counter() - start)
         for name, (saliency, seconds) in maps.items():
             scores = evaluate_map(model, item.image, saliency, item.predicted, seed=seed + i, **metric_opts)
-            rows[name].append({**{k: v.value for k, v in scores.items()}, "seconds": seconds})
+            rows[name].append({**{k: v.value for k, v in scores.items()},
+                               **{f"{k}_saturated": True for k, v in scores.items() if v.saturated},
+                               "seconds": seconds})
         if progress:
             progress(i + 1, len(images))
     labels = [item.label for item in images]

@@ -11,6 +11,9 @@ Rows: Testing masks for evaluation; `split="Training"` restricted to the model's
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,11 +85,31 @@ def load_scans(masks: MaskIndex, rows: list[MaskRow], data_root: str | Path, cla
 
 def score_scans(model: Any, scans: list[MaskedScan], methods: list[str], method_options: dict[str, dict[str, Any]],
                 seed: int = 0, road: bool = True, road_options: dict[str, Any] | None = None,
-                references: bool = True, progress: Progress | None = None) -> list[dict[str, Any]]:
-    """One record per scan: for each method (and reference map) its localisation values, ROAD and seconds."""
+                references: bool = True, progress: Progress | None = None,
+                checkpoint: Path | None = None, deadline: float | None = None) -> list[dict[str, Any]]:
+    """One record per scan: for each method (and reference map) its localisation values, ROAD and seconds.
+
+    With `checkpoint` (a JSON-lines file), every record is appended as it is made and records already there
+    are reused, so an interrupted evaluation continues where it stopped. With `deadline` (a
+    `time.perf_counter()` value) no new scan is started after it: the records made so far are returned."""
+    import json
+
+    done: dict[str, dict[str, Any]] = {}
+    if checkpoint is not None and checkpoint.is_file():
+        for line in checkpoint.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                record = json.loads(line)
+                done[record["file"]] = record
     records = []
     size = int(model.input_shape[1])
     for i, scan in enumerate(scans):
+        if scan.row.file in done:
+            records.append(done[scan.row.file])
+            if progress:
+                progress(i + 1, len(scans))
+            continue
+        if deadline is not None and time.perf_counter() > deadline:
+            break
         maps: dict[str, tuple[np.ndarray, float]] = {}
         for method in methods:
             result = explain(model, scan.image, method, scan.label, **method_options.get(method, {}))
@@ -105,6 +128,9 @@ def score_scans(model: Any, scans: list[MaskedScan], methods: list[str], method_
                 values.update({k: v.value for k, v in scores.items()})
             record["maps"][name] = {**values, "seconds": seconds}
         records.append(record)
+        if checkpoint is not None:
+            with checkpoint.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
         if progress:
             progress(i + 1, len(scans))
     return records
@@ -146,8 +172,13 @@ def summarise(records: list[dict[str, Any]], class_names: list[str]) -> dict[str
 def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIndex, n: int = 300,
                      methods: list[str] | None = None, split: str = "Testing", seed: int = 0, road: bool = True,
                      background: np.ndarray | None = None, method_options: dict[str, dict[str, Any]] | None = None,
-                     progress: Progress | None = None) -> dict[str, Any]:
-    """The localisation + ROAD evaluation document (`xai_localisation.json`)."""
+                     progress: Progress | None = None, checkpoint_dir: str | Path | None = None,
+                     budget_minutes: float | None = None) -> dict[str, Any]:
+    """The localisation + ROAD evaluation document (`xai_localisation.json`).
+
+    With `checkpoint_dir`, per-scan records go to a JSON-lines file there whose name hashes the settings
+    (model file, methods, options, split, n, seed, ROAD); a rerun with the same settings continues it.
+    With `budget_minutes`, no new scan starts after that time; `n_images` says how many were done."""
     from core.xai.explainers import EXPLAINERS
 
     methods = list(methods or EXPLAINERS)
@@ -159,26 +190,38 @@ def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIn
     options = {m: dict((method_options or {}).get(m, {})) for m in methods}
     if "shap" in options and background is not None:
         options["shap"].setdefault("background", background)
+    recorded_options = {m: {k: (f"array{v.shape}" if isinstance(v, np.ndarray) else v)
+                            for k, v in {**get_spec(m).default_options, **o}.items()} for m, o in options.items()}
+    checkpoint = None
+    if checkpoint_dir is not None:
+        key = json.dumps([card.name, methods, recorded_options, split, n, seed, road], sort_keys=True, default=str)
+        checkpoint = Path(checkpoint_dir) / f"xai_localisation.{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
+    reused = len(checkpoint.read_text().splitlines()) if checkpoint is not None and checkpoint.is_file() else 0
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    records = score_scans(model, scans, methods, options, seed, road, progress=progress)
+    deadline = start_wall + 60 * budget_minutes if budget_minutes else None
+    records = score_scans(model, scans, methods, options, seed, road, progress=progress, checkpoint=checkpoint,
+                          deadline=deadline)
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
     return {
         "model": card.name,
         "split": split,
         "n_images": len(records),
+        "n_requested": n,
+        "budget_minutes": budget_minutes,
         "seed": seed,
         "command": "",
         "explained_class": "true class (the tumour the mask marks)",
         "unseen_definition": "no Training scan with the same source_image in the masks' index.csv "
                              "(identical or mirrored copies of the same source slice count as seen)",
         "methods": methods,
-        "method_options": {m: {k: (f"array{v.shape}" if isinstance(v, np.ndarray) else v)
-                               for k, v in {**get_spec(m).default_options, **o}.items()} for m, o in options.items()},
+        "method_options": recorded_options,
+        "checkpoint": str(checkpoint) if checkpoint else None,
         "references": {k: v[0] for k, v in LOCALISATION_REFERENCE_MAPS.items()},
         "metrics": {**{k: {"label": s.label, "higher_is_better": s.higher_is_better, "description": s.description}
                        for k, s in LOCALISATION.items()},
                     **({k: {"label": METRICS[k].label, "higher_is_better": METRICS[k].higher_is_better,
                             "description": METRICS[k].description} for k in ROAD_METRICS} if road else {})},
+        "records_reused": reused,  # from an earlier, interrupted run: wall/CPU seconds cover the rest only
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 1),
         "summary": summarise(records, card.class_names),
@@ -188,8 +231,6 @@ def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIn
 
 def save_localisation(model_dir: str | Path, results: dict[str, Any]) -> Path:
     """Write `xai_localisation.json` into the model folder."""
-    import json
-
     path = Path(model_dir) / LOCALISATION_FILE
     path.write_text(json.dumps(results, indent=1, default=float) + "\n")
     return path
@@ -197,8 +238,6 @@ def save_localisation(model_dir: str | Path, results: dict[str, Any]) -> Path:
 
 def load_localisation(model_dir: str | Path) -> dict[str, Any] | None:
     """The saved localisation evaluation of a model folder, or None."""
-    import json
-
     path = Path(model_dir) / LOCALISATION_FILE
     if not path.is_file():
         return None

@@ -1,0 +1,65 @@
+"""The Explain page's agreement message, SHAP display toggle and expert outline; the metrics page's localisation table."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from core.data.masks import default_masks_dir
+from core.training.launcher import default_data_dir
+from core.training.registry import sample_scans
+from tests.test_app_pages import _app, app_env  # noqa: F401  (fixture)
+from ui import state
+
+
+def _explain(at):
+    at.button(key=state.SAMPLE_PREFIX + sample_scans()[0].name).click().run()
+    at.switch_page("pages/explain.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_explain_page_reports_agreement_and_outside_head(app_env):  # noqa: F811
+    at = _explain(_app())
+    texts = [m.value for m in [*at.success, *at.warning]]
+    assert any("The methods agree" in t or "The methods disagree" in t for t in texts)
+    assert any("Agreement = overlap (IoU)" in c.value for c in at.caption)
+    at.toggle(key=state.SHAP_POSITIVE).set_value(True).run()
+    assert not at.exception, at.exception
+
+
+@pytest.mark.data
+def test_expert_outline_toggle_for_a_dataset_scan(app_env):  # noqa: F811
+    if default_masks_dir(default_data_dir()) is None:
+        pytest.skip("expert masks not found beside the data folder")
+    at = _explain(_app())
+    toggle = at.toggle(key=state.EXPERT_OUTLINE)   # the sample is a dataset scan with an expert mask
+    assert toggle.value is True
+    assert any("expert tumour outline" in c.value for c in at.caption)
+    toggle.set_value(False).run()
+    assert not at.exception and not any("expert tumour outline" in c.value for c in at.caption)
+
+
+def test_metrics_page_shows_the_localisation_table_with_floors(app_env, tiny_model_dir, monkeypatch):  # noqa: F811
+    model_dir = app_env / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    cell = {"mean": 0.3, "ci95": [0.2, 0.4], "n": 5}
+    entry = {"energy_pointing": {"all": cell, "glioma": cell}}
+    block = {"n": 5, "per_class_n": {"glioma": 5}, "mask_area": cell,
+             "maps": {"scorecam": entry, "gaussian": entry, "uniform": entry}}
+    (model_dir / "xai_localisation.json").write_text(json.dumps({
+        "methods": ["scorecam"], "references": {"gaussian": "Centred Gaussian", "uniform": "Uniform map"},
+        "metrics": {"energy_pointing": {"label": "Energy inside the mask", "higher_is_better": True}},
+        "summary": {"all": block, "unflagged": block, "unseen": block}, "command": "python -m core xai-eval",
+        "unseen_definition": "no shared source", "wall_seconds": 60, "cpu_seconds": 90}))
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(model_dir))
+    at = _app()
+    at.switch_page("pages/metrics.py").run()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "Energy inside the mask ↑" in d.value.columns)
+    assert list(table["Map"]) == ["scorecam", "scorecam", "Centred Gaussian", "Centred Gaussian", "Uniform map",
+                                  "Uniform map"]
+    assert table["Energy inside the mask ↑"].iloc[0] == "0.3000 [0.200–0.400]"
+    at.radio(key=state.LOCALISATION_SUBSET).set_value("unseen").run()
+    assert not at.exception, at.exception
