@@ -10,9 +10,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+MIN_HEAD_FRACTION = 0.15
+
 
 def head_mask(image: np.ndarray) -> np.ndarray:
-    """Bool (H, W) mask of the head on a (H, W, 3) or (H, W) scan in 0-255; all True if nothing is found."""
+    """Bool (H, W) mask of the head on a (H, W, 3) or (H, W) scan in 0-255; all True if no region of at least
+    MIN_HEAD_FRACTION of the image is found (then nothing is excluded)."""
     gray = np.asarray(image, np.float32)
     if gray.ndim == 3:
         gray = gray.mean(axis=-1)
@@ -32,7 +35,8 @@ def head_mask(image: np.ndarray) -> np.ndarray:
     holes = flood.copy()
     cv2.floodFill(holes, None, (0, 0), 128)
     filled = (holes != 128)[1:-1, 1:-1]
-    return filled if filled.mean() > 0.02 else np.ones(gray.shape, bool)
+    # a head fills 35-70% of a slice; a small bright region is a lesion or a marker, not the head
+    return filled if filled.mean() > MIN_HEAD_FRACTION else np.ones(gray.shape, bool)
 
 
 def outside_share(saliency_map: np.ndarray, head: np.ndarray) -> float:

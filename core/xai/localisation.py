@@ -65,12 +65,14 @@ def select_rows(masks: MaskIndex, class_names: list[str], split: str, n: int, se
     if not classes:
         raise ExplainError(f"no expert masks for any of the model's classes {class_names}")
     rng = np.random.default_rng(seed)
-    chosen: list[MaskRow] = []
+    per_class: list[list[MaskRow]] = []
     for i, name in enumerate(classes):
         quota = n // len(classes) + (1 if i < n % len(classes) else 0)
         pool = [r for r in masks.select(split) if r.class_name == name and (allowed is None or r.file in allowed)]
-        chosen.extend(pool[j] for j in sorted(rng.permutation(len(pool))[:quota]))
-    return chosen
+        per_class.append([pool[j] for j in sorted(rng.permutation(len(pool))[:quota])])
+    # classes interleaved, so that a run stopped by its time budget is still balanced
+    longest = max(len(rows) for rows in per_class)
+    return [rows[k] for k in range(longest) for rows in per_class if k < len(rows)]
 
 
 def load_scans(masks: MaskIndex, rows: list[MaskRow], data_root: str | Path, class_names: list[str],
