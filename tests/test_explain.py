@@ -170,7 +170,8 @@ def test_shap_gradient_equals_shaps_own_for_every_class(model, image):
     background = fallback_background(image)
     reference = shap.GradientExplainer(model, background, batch_size=50)
     for class_index in range(int(model.output_shape[-1])):
-        ours = explain(model, image, "shap", class_index, explainer="gradient", nsamples=24, batch_size=50)
+        ours = explain(model, image, "shap", class_index, explainer="gradient", nsamples=24, batch_size=50,
+                       smooth_sigma=0)  # the raw values (the default map is smoothed)
         values, _ = reference.shap_values(image[None], nsamples=24, ranked_outputs=np.array([[class_index]]),
                                           output_rank_order="custom", rseed=0)
         expected = np.asarray(values)[0, ..., 0].sum(axis=-1)
