@@ -24,6 +24,7 @@ import numpy as np
 
 from core.data.masks import MaskIndex, MaskRow
 from core.errors import ExplainError
+from core.io.atomic import atomic_write_text
 from core.xai.explainers import explain, get_spec
 from core.xai.metrics import LOCALISATION, LOCALISATION_REFERENCE_MAPS, METRICS, evaluate_map, localise_map
 
@@ -233,9 +234,7 @@ def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIn
 
 def save_localisation(model_dir: str | Path, results: dict[str, Any]) -> Path:
     """Write `xai_localisation.json` into the model folder."""
-    path = Path(model_dir) / LOCALISATION_FILE
-    path.write_text(json.dumps(results, indent=1, default=float) + "\n")
-    return path
+    return atomic_write_text(Path(model_dir) / LOCALISATION_FILE, json.dumps(results, indent=1, default=float) + "\n")
 
 
 def load_localisation(model_dir: str | Path) -> dict[str, Any] | None:
