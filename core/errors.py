@@ -35,3 +35,7 @@ class CaseError(BrainScanError):
 
 class AuditError(BrainScanError):
     """The audit store cannot be opened or written (bad BRAINSCAN_DB_URL, unreachable server)."""
+
+
+class CalibrationError(BrainScanError):
+    """The input gate, calibration or conformal sets cannot be fitted (too few scans) or used."""

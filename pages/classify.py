@@ -23,16 +23,9 @@ from ui.case import (
 )
 from ui.clinical import feedback_form, header_panel, report_section, series_view
 from ui.figures import probability_bars
-from ui.presentation import (
-    LOW_CONFIDENCE,
-    content_hash,
-    format_probability,
-    is_low_confidence,
-    predictions_display,
-    predictions_frame,
-    results_title,
-)
-from ui.services import active_model, classify_cached, display_image, notice, sample_files, scans, selected_scan, set_scans
+from ui.presentation import content_hash, format_probability, predictions_display, predictions_frame, results_title
+from ui.services import active_model, assess_cached, display_image, notice, sample_files, scans, selected_scan, set_scans
+from ui.trust_view import show_answer
 
 st.title("Classify a brain MRI slice")
 notice()
@@ -79,7 +72,7 @@ if current_series() is not None:
 else:
     for name, data in files.items():
         try:
-            predictions[name] = classify_cached(entry.key, content_hash(data), model, card, data, name)
+            predictions[name] = assess_cached(entry.key, content_hash(data), entry, model, card, data, name)
         except BrainScanError as exc:
             failures[name] = str(exc)
             st.error(str(exc))
@@ -110,19 +103,19 @@ prediction = predictions[name]
 st.subheader(f"Result for {name}")
 left, right = st.columns([1, 1.3], gap="large")
 left.image(display_image(content_hash(data), data, name), caption=f"{name} · case {case_id()}", width="stretch",
-           alt=f"MRI scan {name}, classified as {class_label(prediction.predicted)}")
+           alt=f"MRI scan {name}, " + (f"classified as {class_label(prediction.answer)}" if prediction.answer
+                                        else "not classified (refused by the input gate)"))
 with left:
     header_panel(name)
 with right:
-    st.caption(f"Predicted class for {name}")
-    st.markdown(f"<span style='font-size:2.2rem;font-weight:600'>{class_label(prediction.predicted)}</span> "
-                f"&nbsp; <span style='font-size:1.2rem'>{format_probability(prediction.confidence)} probability</span>",
-                unsafe_allow_html=True)
-    st.caption(CLASS_DESCRIPTIONS.get(prediction.predicted, ""))
-    if is_low_confidence(prediction):
-        st.warning(f"Low confidence: the top probability is below {LOW_CONFIDENCE:.0%}. "
-                   "Treat this prediction as uncertain and rely on the full radiological reading.")
-    st.plotly_chart(probability_bars(prediction.probabilities, prediction.predicted), key="probabilities")
+    if not prediction.refused:
+        st.caption(f"Predicted class for {name}" + (" (calibrated probability)" if prediction.calibrated else ""))
+        st.markdown(f"<span style='font-size:2.2rem;font-weight:600'>{class_label(prediction.predicted)}</span> "
+                    f"&nbsp; <span style='font-size:1.2rem'>{format_probability(prediction.confidence)} probability</span>",
+                    unsafe_allow_html=True)
+        st.caption(CLASS_DESCRIPTIONS.get(prediction.predicted, ""))
+    if show_answer(prediction, sample_class(samples[name]) if name in samples else None):
+        st.plotly_chart(probability_bars(prediction.probabilities, prediction.predicted), key="probabilities")
     st.caption(f"Model: {entry.label} ({entry.source}) · input {card.image_size} px · "
                f"classified in {seconds:.2f} s")
     st.page_link("pages/explain.py", label="Why? See the explanations for this scan", icon=":material/visibility:")

@@ -23,6 +23,7 @@ from ui.presentation import (
 )
 from ui.reference import SPEC_RESULTS, SPEC_XAI, TARGETS
 from ui.services import available_models, notice, selected_entry
+from ui.trust_view import show_trust_metrics
 
 st.title("Model metrics")
 notice()
@@ -74,6 +75,9 @@ else:
         st.caption(f"Leakage audit of the test split: {audit.get('exact', 0)} exact and {audit.get('near_only', 0)} "
                    f"near copies of training scans among {audit.get('test', 0)}; {audit.get('leakage_free', 0)} "
                    "scans are leakage-free.")
+
+st.header("Knowing when not to answer")
+show_trust_metrics(evaluation)
 
 st.header("Training")
 history = history_for(entry.path)

@@ -49,11 +49,16 @@ def predictions_frame(predictions: Iterable[Prediction], threshold: float = LOW_
                       failures: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per file: prediction in clinical wording, confidence, each class probability, a flag; files that
     could not be read follow with their reason in `error` (the column exists only when there are some)."""
+    from ui.trust_view import trust_columns, uncertainty_message
+
     rows = []
     for p in predictions:
-        row = {"file": p.file, "prediction": class_label(p.predicted), "confidence": round(p.confidence, 6)}
+        row = {"file": p.file, "prediction": "refused" if p.refused else class_label(p.predicted or ""),
+               "confidence": None if p.refused or p.confidence is None else round(p.confidence, 6)}
         row.update({f"p({class_label(c)})": round(v, 6) for c, v in p.probabilities.items()})
-        row["low confidence"] = p.confidence < threshold
+        row.update(trust_columns(p))
+        row["low confidence"] = bool(uncertainty_message(p)) if p.calibrated else (
+            p.confidence is not None and p.confidence < threshold and not p.refused)
         rows.append(row)
     for name, reason in (failures or {}).items():
         rows.append({"file": name, "prediction": "not classified", "error": reason})
@@ -75,8 +80,11 @@ def predictions_display(frame: pd.DataFrame) -> pd.DataFrame:
         if column == "confidence" or column.startswith("p("):
             shown[column] = shown[column].map(lambda p: "" if pd.isna(p) else format_probability(p))
     if "low confidence" in shown:
-        shown["low confidence"] = shown["low confidence"].map(
-            lambda low: f"below {LOW_CONFIDENCE:.0%}" if low is True or low == 1 else "")
+        calibrated = shown["calibrated"] if "calibrated" in shown else pd.Series(False, index=shown.index)
+        below = f"below {LOW_CONFIDENCE:.0%}"
+        flags = zip(shown["low confidence"], calibrated)
+        shown["low confidence"] = [("uncertain (set > 1 class)" if cal is True or cal == 1 else below)
+                                   if low is True or low == 1 else "" for low, cal in flags]
     return shown.fillna("")
 
 

@@ -16,6 +16,7 @@ from core.io.images import load_for_model, read_image
 from core.model.card import ModelCard
 from core.model.factory import default_model_dir, load_model
 from core.model.inference import Prediction, classify, predict_proba
+from core.model.trust import Trust, load_trust
 from core.training.launcher import runs_root
 from core.training.registry import ModelEntry, list_models, sample_scans
 from ui import state
@@ -93,6 +94,21 @@ def classify_cached(model_key: str, scan_hash: str, _model: Any, _card: ModelCar
                     name: str) -> Prediction:
     """Classification of one file, cached by model and file content."""
     return classify(_model, _card, data, name)
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def trust_for(path: str, key: str, class_names: tuple[str, ...]) -> Trust | None:
+    """The model folder's fitted input gate, temperature and conformal sets (None: not calibrated)."""
+    return load_trust(path, list(class_names))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def assess_cached(model_key: str, scan_hash: str, _entry: ModelEntry, _model: Any, _card: ModelCard, data: bytes,
+                  name: str) -> Prediction:
+    """Gate + calibrated classification + prediction set of one file, cached by model and file content (the
+    CLI's `predict` path). A folder without trust.json classifies as before and says it is not calibrated."""
+    trust = trust_for(str(_entry.path), _entry.key, tuple(_card.class_names))
+    return classify(_model, _card, data, name, trust=trust)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

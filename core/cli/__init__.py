@@ -1,4 +1,4 @@
-"""`python -m core`: one module per command group (predict, evaluate, data, xai, report) over a shared `common`.
+"""`python -m core`: one module per command group (predict, evaluate, calibrate, data, xai, report) over a shared `common`.
 
 User errors print one line `error: ...` and exit non-zero; they never show a traceback.
 """
@@ -7,10 +7,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import data, evaluate, predict, report, xai
+from core.cli import calibrate, data, evaluate, predict, report, xai
 from core.errors import BrainScanError
 
-COMMAND_GROUPS = (predict, evaluate, data, xai, report)
+COMMAND_GROUPS = (predict, evaluate, calibrate, data, xai, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

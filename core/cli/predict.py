@@ -1,4 +1,8 @@
-"""`python -m core predict`: classify files, one line (or one JSON object) per file."""
+"""`python -m core predict`: classify files, one line (or one JSON object) per file.
+
+With a fitted model folder (`python -m core calibrate`) every answer passes the input gate and carries the
+calibrated confidence and the conformal prediction set; a refusal is an answer (exit 0), an unreadable file an
+error (exit 1)."""
 from __future__ import annotations
 
 import argparse
@@ -14,21 +18,28 @@ from core.errors import BrainScanError
 def cmd_predict(args: argparse.Namespace) -> int:
     from core.model.factory import load_model
     from core.model.inference import classify
+    from core.model.trust import NOT_CALIBRATED, load_trust
 
     model, card = load_model(args.model)
+    trust = load_trust(args.model, card.class_names)
+    if trust is None:
+        print(f"note: {NOT_CALIBRATED}", file=sys.stderr)
     failures = 0
     for file in args.files:
         try:
-            result = classify(model, card, Path(file), name=file)
+            result = classify(model, card, Path(file), name=file, trust=trust)
         except BrainScanError as exc:
             failures += 1
             print(f"error: {exc}", file=sys.stderr)
             continue
         if args.json:
             print(json.dumps(result.to_dict()))
+        elif result.refused:
+            print(f"{file}: refused - {result.refusal}")
         else:
             probs = "  ".join(f"{k} {v:.3f}" for k, v in result.probabilities.items())
-            print(f"{file}: {result.predicted} ({result.confidence:.1%})  [{probs}]")
+            members = "" if result.prediction_set is None else f"  set {{{', '.join(result.prediction_set)}}}"
+            print(f"{file}: {result.predicted} ({result.confidence:.1%}){members}  [{probs}]")
     return 1 if failures else 0
 
 

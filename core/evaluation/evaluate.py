@@ -8,6 +8,7 @@ from typing import Any
 from core.data.audit import audit
 from core.data.discovery import discover_for_model, limit_per_class, load_samples, make_splits
 from core.evaluation.metrics import compute_metrics
+from core.evaluation.trust_eval import trust_report
 from core.model.card import ModelCard
 from core.model.inference import predict_proba
 
@@ -16,8 +17,10 @@ log = logging.getLogger("brainscan.eval")
 
 def evaluate_loaded_model(model: Any, card: ModelCard, data: str, protocol: str = "default", seed: int = 42,
                           val_fraction: float = 0.1, per_class: int = 0,
-                          progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Metrics on validation, test and leakage-free test, with the audit summary and skipped files."""
+                          progress: Callable[[str, int, int], None] | None = None, trust: Any = None,
+                          external: str | None = None) -> dict[str, Any]:
+    """Metrics on validation, test and leakage-free test, with the audit summary and skipped files; with a fitted
+    `trust` (core.model.trust) also calibration, conformal sets and the gate (`results["trust"]`)."""
     index = discover_for_model(data, card.class_names)
     splits = make_splits(index, protocol, val_fraction, seed)
     splits = {k: limit_per_class(v, per_class) for k, v in splits.items()}
@@ -34,4 +37,8 @@ def evaluate_loaded_model(model: Any, card: ModelCard, data: str, protocol: str 
             keep = [i for i, s in enumerate(loaded.samples) if s.relpath not in leaky]
             results["test_leakage_free"] = compute_metrics(loaded.labels[keep], proba[keep], card.class_names, seed=seed)
         log.info("%s: accuracy %.4f macro-F1 %.4f", part, results[part]["accuracy"], results[part]["macro_f1"])
+    if trust is not None:
+        leakage_free = {s.relpath for s in splits["test"] if s.relpath not in leaky}
+        results["trust"] = trust_report(model, card, trust, splits["test"], {"test_leakage_free": leakage_free},
+                                        external, seed, progress)
     return results

@@ -27,6 +27,9 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint8:
         return array
     array = array.astype(np.float64)
+    finite = np.isfinite(array)
+    if not finite.all():  # NaN/inf pixels become black instead of poisoning the whole range
+        array = np.where(finite, array, np.min(array[finite]) if finite.any() else 0.0)
     lo, hi = float(np.min(array)), float(np.max(array))
     if hi <= lo:
         return np.zeros(array.shape, np.uint8)
@@ -43,6 +46,44 @@ def _as_rgb(array: np.ndarray, name: str) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 8:
         raise ImageDecodeError(f"{name}: unsupported image shape {array.shape}")
     return np.ascontiguousarray(_to_uint8(array))
+
+
+def dicom_modality(source: str | Path | bytes) -> str | None:
+    """The DICOM header's Modality (e.g. 'MR', 'CT'), read without decoding pixels; None when the file is not
+    DICOM or has no Modality. Lets the input gate refuse a CT or X-ray before any pixel is decoded."""
+    try:
+        data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+    except OSError:
+        return None
+    name = str(source) if isinstance(source, (str, Path)) else ""
+    if not data or not _is_dicom(data, name):
+        return None
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True, specific_tags=["Modality"])
+    except Exception:  # a corrupt header: the decoder reports it with its own message
+        return None
+    value = str(getattr(ds, "Modality", "") or "").strip().upper()
+    return value or None
+
+
+def non_finite_fraction(source: str | Path | bytes) -> float:
+    """Share of NaN/inf values in a float TIFF's raw pixels (0 for integer images and unreadable files).
+
+    The decoder maps any image to uint8 by its own range, which silently turns NaN into a picture; the input
+    gate asks this first.
+    """
+    try:
+        data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+    except OSError:
+        return 0.0
+    if not data or data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return 0.0  # of the supported formats only TIFF stores float pixels (JPEG/PNG/BMP are integer; DICOM too)
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.dtype.kind != "f":
+        return 0.0
+    return float(1.0 - np.isfinite(array).mean())
 
 
 def _decode_dicom(data: bytes, name: str) -> np.ndarray:

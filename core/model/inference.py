@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.errors import ExplainError
-from core.io.images import load_for_model
+from core.errors import ExplainError, ImageDecodeError
+from core.io.images import dicom_modality, non_finite_fraction, preprocess, read_image
 from core.model.card import ModelCard
+from core.model.gate import Refusal, check_metadata, check_pixels
+from core.model.gate.scores import image_statistics
+from core.model.trust import Trust
 
 PREDICT_BATCH = 64
 
@@ -55,6 +58,73 @@ def predict_proba(model: Any, images: np.ndarray, batch_size: int = PREDICT_BATC
     return np.concatenate(out)
 
 
+_PROBES: "weakref.WeakKeyDictionary[Any, tuple[Any, list[str]]]" = weakref.WeakKeyDictionary()
+
+
+def _last_dense(model: Any) -> Any:
+    import keras
+
+    for layer in reversed(model.layers):
+        if isinstance(layer, keras.layers.Dense):
+            return layer
+    raise ExplainError(f"Model '{model.name}' has no Dense output layer to read logits from.")
+
+
+def _stage_layers(model: Any) -> list[Any]:
+    """The last layer of each spatial resolution of the backbone (its stage outputs), shallow to deep;
+    layers at the input's own resolution (rescaling, normalisation) are left out."""
+    size = model.input_shape[1]
+    last: dict[int, Any] = {}
+    for layer in model.layers:
+        shape = getattr(getattr(layer, "output", None), "shape", None)
+        if shape is not None and len(shape) == 4 and shape[1] is not None and shape[1] < size:
+            last[int(shape[1])] = layer
+    return [last[k] for k in sorted(last, reverse=True)]
+
+
+def _probe(model: Any) -> tuple[Any, list[str]]:
+    """A Keras model sharing the classifier's weights that returns, in one forward pass, its probabilities, the
+    input of its last Dense layer and each backbone stage's pooled output (built once per model)."""
+    cached = _PROBES.get(model)
+    if cached is None:
+        import keras
+
+        stages = _stage_layers(model)
+        outputs = [model.output, _last_dense(model).input]
+        outputs += [keras.ops.mean(layer.output, axis=(1, 2)) for layer in stages]
+        names = ["probabilities", "penultimate"] + [f"stage{i}" for i in range(len(stages))]
+        cached = (keras.Model(model.input, outputs), names)
+        _PROBES[model] = cached
+    return cached
+
+
+def predict_with_features(model: Any, images: np.ndarray,
+                          batch_size: int = PREDICT_BATCH) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """`predict_proba` plus what the input gate and calibration need, from the same single forward pass:
+    probabilities (N, C) float64 and features {"logits", "penultimate", "stage0".."stageK"} (float64), plus the
+    cheap image statistics of the input gate ("pixels", see `core.model.gate.scores.image_statistics`).
+
+    The probabilities are the model's own output layer (a test checks them against `predict_proba`); logits are
+    recomputed from the last Dense layer's input and weights (the saved model applies softmax inside that layer).
+    """
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    probe, names = _probe(model)
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for start in range(0, len(images), batch_size):
+        outs = _forward(probe)(np.asarray(images[start:start + batch_size], np.float32))
+        for n, out in zip(names, outs):
+            parts[n].append(np.asarray(out, np.float64))
+    arrays = {n: np.concatenate(v) if v else np.zeros((0, 0)) for n, v in parts.items()}
+    proba = arrays.pop("probabilities")
+    dense = _last_dense(model)
+    kernel, bias = (np.asarray(w, np.float64) for w in dense.get_weights()[:2])
+    arrays["logits"] = arrays["penultimate"] @ kernel + bias
+    arrays["pixels"] = image_statistics(images)
+    return proba, arrays
+
+
 def check_image(model: Any, image: np.ndarray) -> np.ndarray:
     """A float32 copy of a preprocessed (S, S, 3) image matching the model input, or ExplainError."""
     image = np.asarray(image)
@@ -69,22 +139,91 @@ def check_image(model: Any, image: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Prediction:
-    """One file's result: predicted class, probabilities by class name."""
+    """One file's answer. `predicted` is the most probable class (kept for research and the explain page even
+    when the gate refuses); `answer` is what may be shown as a diagnosis: None when refused.
+
+    With a fitted model folder `probabilities` and `confidence` are temperature-calibrated, `raw_probabilities`
+    the network's own; without one (`calibrated` False) both are the network's and there is no prediction set.
+    """
 
     file: str
-    predicted: str
-    confidence: float
+    predicted: str | None
+    confidence: float | None
     probabilities: dict[str, float]
+    raw_probabilities: dict[str, float] = field(default_factory=dict)
+    calibrated: bool = False
+    in_distribution: bool = True
+    ood_score: float | None = None
+    refusal: str | None = None
+    refusal_layer: str | None = None
+    prediction_set: list[str] | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.refusal is not None
+
+    @property
+    def answer(self) -> str | None:
+        """The class to show, or None for a refused scan."""
+        return None if self.refused else self.predicted
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "predicted_class": self.predicted, "confidence": round(self.confidence, 6),
-                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()}}
+        """The CLI's JSON object (`python -m core predict --json`)."""
+        return {"file": self.file, "predicted_class": self.answer,
+                "confidence": None if self.refused or self.confidence is None else round(self.confidence, 6),
+                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+                "in_distribution": self.in_distribution,
+                "ood_score": None if self.ood_score is None else round(self.ood_score, 6),
+                "refusal": self.refusal,
+                "prediction_set": [] if self.refused else self.prediction_set,
+                "calibrated": self.calibrated,
+                **({} if self.calibrated else {"note": "not calibrated"})}
 
 
-def classify(model: Any, card: ModelCard, source: str | Path | bytes, name: str | None = None) -> Prediction:
-    """Decode, preprocess and classify one file (path or bytes)."""
-    image = load_for_model(source, card.image_size, name)
-    proba = predict_proba(model, image[None])[0]
+def _refused(name: str, refusal: Refusal) -> Prediction:
+    return Prediction(name, None, None, {}, in_distribution=False, refusal=refusal.reason,
+                      refusal_layer=refusal.layer, prediction_set=[])
+
+
+def classify(model: Any, card: ModelCard, source: str | Path | bytes, name: str | None = None,
+             trust: Trust | None = None) -> Prediction:
+    """Decode, gate, preprocess and classify one file (path or bytes).
+
+    The gate runs cheapest first: the DICOM Modality (before pixels are decoded: a CT whose pixels cannot be
+    decoded is still refused, not an error), pixel rules, then - when the folder is fitted (`trust`) - the learned
+    score from the same forward pass that classifies. A refusal is an answer (no class, no set), not an error;
+    undecodable files still raise ImageDecodeError.
+    """
+    name = name or str(source)
+    refusal = check_metadata(dicom_modality(source))
+    try:
+        rgb = read_image(source, name)
+    except ImageDecodeError:
+        if refusal is not None:
+            return _refused(name, refusal)
+        raise
+    refusal = refusal or check_pixels(rgb, non_finite_fraction(source))
+    image = preprocess(rgb, card.image_size)
+    classes = list(card.class_names)
+    if trust is None:
+        proba = predict_proba(model, image[None])[0]
+        best = int(proba.argmax())
+        probabilities = {c: float(p) for c, p in zip(classes, proba)}
+        return Prediction(name, classes[best], float(proba[best]), probabilities, dict(probabilities),
+                          in_distribution=refusal is None, refusal=refusal.reason if refusal else None,
+                          refusal_layer=refusal.layer if refusal else None)
+    raw, features = predict_with_features(model, image[None])
+    ood = float(trust.ood_scores(features)[0])
+    if refusal is None and ood > trust.config.gate_threshold:
+        refusal = Refusal("learned", LEARNED_REFUSAL)
+    proba = trust.calibrate(features["logits"])[0]
     best = int(proba.argmax())
-    return Prediction(name or str(source), card.class_names[best], float(proba[best]),
-                      {c: float(p) for c, p in zip(card.class_names, proba)})
+    members = [] if refusal else [c for c, keep in zip(classes, trust.sets(proba[None])[0]) if keep]
+    return Prediction(name, classes[best], float(proba[best]), {c: float(p) for c, p in zip(classes, proba)},
+                      {c: float(p) for c, p in zip(classes, raw[0])}, calibrated=True,
+                      in_distribution=refusal is None, ood_score=ood, refusal=refusal.reason if refusal else None,
+                      refusal_layer=refusal.layer if refusal else None, prediction_set=members)
+
+
+LEARNED_REFUSAL = ("This does not look like a brain MRI slice of the kind the model was trained on "
+                   "(its features are unlike every training scan's); no class is given.")

@@ -447,13 +447,14 @@ def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: 
         })
     if resolve_weights(config.weights) is None:
         card.notes.append("Trained from scratch (no ImageNet weights).")
+    staging = rf.staging_dir(out)
     if not state["cancelled"]:
         rf.update_status(run_dir, state="evaluating")
         log.info("evaluating the best checkpoint (epoch %d)", state["best_epoch"])
         rf.crash_point("evaluation")
+        trust = fit_trust_hook(model, card, config, staging)  # trust.json/.npz, published with the model
         card.evaluation = evaluate_loaded_model(model, card, config.data, config.protocol, config.seed,
-                                                config.val_fraction, per_class=config.limit_per_class)
-    staging = rf.staging_dir(out)
+                                                config.val_fraction, per_class=config.limit_per_class, trust=trust)
     model.save(staging / MODEL_FILE)
     rf.crash_point("export")
     card.save(staging)
@@ -466,6 +467,22 @@ def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: 
                      test_accuracy=card.evaluation["test"]["accuracy"])
     log.info("finished: test accuracy %.4f; model in %s", card.evaluation["test"]["accuracy"], out)
     return out
+
+
+def fit_trust_hook(model: Any, card: ModelCard, config: TrainConfig, model_dir: Path) -> Any:
+    """Fit the input gate, temperature and conformal sets into a finished model folder (what
+    `python -m core calibrate` does for an existing one); None for quick subset runs and tiny data sets."""
+    from core.errors import CalibrationError
+    from core.evaluation.trust_fit import fit_trust
+
+    if config.limit_per_class:
+        return None
+    try:
+        return fit_trust(model, card, config.data, model_dir, config.protocol, config.seed, config.val_fraction,
+                         command=f"python -m core calibrate --data {config.data} --model {model_dir}")
+    except CalibrationError as exc:
+        log.info("not calibrated: %s", exc)
+        return None
 
 
 def _tf_version() -> str:

@@ -1,0 +1,288 @@
+"""Knowing when not to answer: the input gate's layers, learned scores, temperature scaling, conformal sets, the
+fitting command, the CLI contract and the app's wording. Tiny synthetic data and the tiny model only."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from core.errors import CalibrationError, ImageDecodeError
+from core.evaluation import trust_fit
+from core.evaluation.calibration import calibration_metrics, conformal_metrics, ece, ood_metrics
+from core.io.images import dicom_modality, non_finite_fraction, read_image
+from core.model.gate import check_metadata, check_pixels
+from core.model.gate.scores import SCORES, get_score
+from core.model.inference import Prediction, classify, predict_proba, predict_with_features
+from core.model.trust import NOT_CALIBRATED, calibrated_proba, conformal_predictor, load_trust, prediction_sets
+from tests.synthetic import synthetic_scan, write_dataset
+
+
+def _pydicom_file(name: str) -> Path:
+    import pydicom.data
+
+    return next((Path(pydicom.data.__file__).parent / "test_files").rglob(name))
+
+
+def _png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", image[:, :, ::-1])[1].tobytes()
+
+
+# --- gate layers 1 and 2 -------------------------------------------------------------------------------------
+
+def test_dicom_modality_is_read_from_the_header():
+    assert dicom_modality(_pydicom_file("CT_small.dcm")) == "CT"
+    assert dicom_modality(_pydicom_file("MR_small.dcm")) == "MR"
+    assert dicom_modality(_png(synthetic_scan("glioma", 48, np.random.default_rng(0)))) is None
+    assert dicom_modality(b"") is None
+
+
+@pytest.mark.parametrize("code, words", [("CT", "a CT scan"), ("US", "an ultrasound"), ("CR", "an X-ray"),
+                                         ("DX", "an X-ray"), ("NM", "nuclear-medicine"), ("SEG", "segmentation"),
+                                         ("RTDOSE", "radiotherapy"), ("OT", "unspecified"), ("ZZ", "'ZZ'")])
+def test_metadata_layer_refuses_every_modality_but_mr_and_says_what_it_is(code, words):
+    refusal = check_metadata(code)
+    assert refusal.layer == "metadata" and words in refusal.reason and "not an MRI" in refusal.reason
+    assert check_metadata("MR") is None and check_metadata(None) is None
+
+
+def test_pixel_rules_refuse_blank_colour_and_nan_images_and_pass_a_scan():
+    rng = np.random.default_rng(0)
+    assert check_pixels(synthetic_scan("meningioma", 64, rng)) is None
+    assert check_pixels(np.zeros((64, 64, 3), np.uint8)).layer == "image:no_variation"
+    assert check_pixels(np.full((64, 64, 3), 127, np.uint8)).layer == "image:no_variation"
+    colour = np.zeros((64, 64, 3), np.uint8)
+    colour[..., 0], colour[..., 1] = 200, np.linspace(0, 255, 64).astype(np.uint8)[None]
+    assert check_pixels(colour).layer == "image:colour"
+    nan = np.full((32, 32), np.nan, np.float32)
+    nan[:8] = np.linspace(0, 1, 32)
+    data = cv2.imencode(".tiff", nan)[1].tobytes()
+    assert non_finite_fraction(data) == pytest.approx(0.75)
+    refusal = check_pixels(read_image(data), non_finite_fraction(data))
+    assert refusal.layer == "image:non_finite" and "NaN" in refusal.reason
+
+
+# --- learned scores, temperature, conformal ---------------------------------------------------------------------
+
+def _features(rng: np.random.Generator, n: int, shift: float) -> dict[str, np.ndarray]:
+    labels = rng.integers(0, 3, n)
+    centres = np.eye(3, 8) * 4
+    penultimate = centres[labels] + rng.normal(0, 1, (n, 8)) + shift
+    return {"penultimate": penultimate, "logits": penultimate[:, :3] * (1 - shift / 3),
+            "stage0": rng.normal(shift, 1, (n, 5)), "stage1": penultimate[:, :4]}, labels
+
+
+@pytest.mark.parametrize("name", sorted(SCORES))
+def test_every_learned_score_ranks_shifted_features_as_less_like_training(name):
+    rng = np.random.default_rng(1)
+    train, labels = _features(rng, 400, 0.0)
+    inside, _ = _features(rng, 200, 0.0)
+    outside, _ = _features(rng, 200, 3.0)
+    negatives, _ = _features(rng, 200, 2.5)
+    score = get_score(name)
+    params = score.fit(train, labels, negatives if score.uses_negatives else None, seed=0)
+    assert all(isinstance(v, np.ndarray) for v in params.values())
+    ood = ood_metrics(score.score(inside, params), score.score(outside, params), np.zeros(200, bool),
+                      np.zeros(200, bool))
+    assert ood["auroc"] > 0.75, (name, ood["auroc"])
+
+
+def test_temperature_scaling_recovers_the_temperature_and_lowers_ece_and_nll():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (4000, 4))
+    labels = np.array([rng.choice(4, p=p) for p in calibrated_proba(logits, 2.0)])
+    t = trust_fit.fit_temperature(logits, labels)
+    assert t == pytest.approx(2.0, rel=0.1)
+    before = calibration_metrics(calibrated_proba(logits, 1.0), labels, list("abcd"))
+    after = calibration_metrics(calibrated_proba(logits, t), labels, list("abcd"))
+    assert after["ece"] < 0.03 < before["ece"] and after["nll"] < before["nll"] and after["brier"] < before["brier"]
+    assert set(after["per_class"]["a"]) == {"n", "ece", "brier", "nll"} and after["reliability"]
+
+
+def test_ece_of_a_known_example():
+    confidence = np.array([0.9, 0.9, 0.6, 0.6])
+    correct = np.array([1, 1, 1, 0.0])
+    assert ece(confidence, correct, bins=15) == pytest.approx(0.5 * 0.1 + 0.5 * 0.1)
+
+
+def test_class_conditional_conformal_sets_cover_every_class_at_the_nominal_level():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (6000, 4))
+    logits[:, 3] -= 1.5  # a harder, rarer class: Mondrian coverage must hold for it too
+    proba = calibrated_proba(logits, 1.0)
+    labels = np.array([rng.choice(4, p=p) for p in proba])
+    predictor = conformal_predictor(proba[:3000], labels[:3000])
+    sets = prediction_sets(predictor, proba[3000:], 0.9)
+    report = conformal_metrics(sets, proba[3000:], labels[3000:], list("abcd"))
+    for name, row in report["per_class"].items():
+        assert row["coverage"] >= 0.87, (name, row)
+    assert sets.dtype == bool and 1 <= report["mean_set_size"] < 4
+
+
+# --- fitting, the CLI contract, evaluation ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fitted_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A copy of the tiny model folder, fitted on 40 synthetic training scans per class."""
+    import shutil
+
+    data = write_dataset(tmp_path_factory.mktemp("trustdata"), n_train=40, n_test=8, size=48, seed=3)
+    folder = tmp_path_factory.mktemp("fitted") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    from core.model.factory import load_model
+
+    model, card = load_model(folder)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(trust_fit, "MIN_TRAIN_PER_CLASS", 10)
+    mp.setattr(trust_fit, "MIN_VALIDATION_PER_CLASS", 3)
+    try:
+        trust_fit.fit_trust(model, card, data, folder, per_class=30, per_family=15, seed=0)
+    finally:
+        mp.undo()
+    return folder, data
+
+
+def test_fitting_writes_the_folder_and_chooses_a_score_by_measurement(fitted_dir):
+    folder, _ = fitted_dir
+    config = json.loads((folder / "trust.json").read_text())
+    assert (folder / "trust.npz").is_file()
+    assert config["gate_score"] in SCORES and set(config["report"]["gate_selection"]) == set(SCORES)
+    best = config["report"]["gate_selection"][config["gate_score"]]
+    assert best["mean_refused"] == max(r["mean_refused"] for r in config["report"]["gate_selection"].values())
+    assert set(best["per_family"]) == {"photos", "medical_other", "synthetic", "brain_parts"}
+    assert config["temperature"] > 0 and config["class_names"] == ["glioma", "meningioma", "notumor", "pituitary"]
+
+
+def test_too_few_scans_is_a_user_error(tiny_model, tiny_dataset, tmp_path):
+    model, card = tiny_model
+    with pytest.raises(CalibrationError, match="too few"):
+        trust_fit.fit_trust(model, card, tiny_dataset, tmp_path)
+
+
+def test_probabilities_of_the_feature_pass_equal_predict_proba(tiny_model):
+    model, _ = tiny_model
+    images = np.stack([synthetic_scan(c, 32, np.random.default_rng(i)) for i, c in enumerate(("glioma", "notumor"))])
+    proba, features = predict_with_features(model, images.astype(np.float32))
+    np.testing.assert_allclose(proba, predict_proba(model, images.astype(np.float32)), atol=1e-6)
+    np.testing.assert_allclose(calibrated_proba(features["logits"], 1.0), proba, atol=1e-5)
+    assert {"logits", "penultimate", "stage0", "stage1"} <= set(features)
+
+
+def test_classify_with_trust_gives_calibrated_sets_and_refuses_a_ct(fitted_dir, tiny_model):
+    folder, data = fitted_dir
+    model, card = tiny_model
+    trust = load_trust(folder, card.class_names)
+    scan = next((data / "Testing" / "glioma").iterdir())
+    result = classify(model, card, scan, trust=trust)
+    assert result.calibrated and result.ood_score is not None and isinstance(result.prediction_set, list)
+    assert sum(result.probabilities.values()) == pytest.approx(1.0)
+    ct = classify(model, card, _pydicom_file("CT_small.dcm"), trust=trust)
+    assert ct.refused and ct.refusal_layer == "metadata" and "CT scan" in ct.refusal
+    out = ct.to_dict()
+    assert out["predicted_class"] is None and out["prediction_set"] == [] and out["in_distribution"] is False
+
+
+def _cli(capsys: pytest.CaptureFixture, *args: str) -> SimpleNamespace:
+    """`python -m core ARGS` in this process (the model loads in a second instead of a fresh TensorFlow import)."""
+    from core.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+
+def test_predict_json_contract_with_and_without_calibration(fitted_dir, tiny_model_dir, tmp_path, capsys):
+    folder, data = fitted_dir
+    scan = next((data / "Testing" / "pituitary").iterdir())
+    black = tmp_path / "black.png"
+    cv2.imwrite(str(black), np.zeros((64, 64), np.uint8))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    ct = str(_pydicom_file("CT_small.dcm"))
+    run = _cli(capsys, "predict", str(scan), str(black), ct, "--json", "--model", str(folder))
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    keys = {"in_distribution", "ood_score", "refusal", "prediction_set", "confidence", "predicted_class"}
+    assert all(keys <= set(r) for r in rows)
+    assert rows[0]["refusal"] is None or rows[0]["predicted_class"] is None
+    assert isinstance(rows[0]["ood_score"], float)
+    assert [r["predicted_class"] for r in rows[1:]] == [None, None] and rows[1]["prediction_set"] == []
+    assert "blank" in rows[1]["refusal"] and "CT scan" in rows[2]["refusal"]
+    failed = _cli(capsys, "predict", str(broken), "--json", "--model", str(folder))
+    assert failed.returncode == 1 and "error:" in failed.stderr and failed.stdout == ""
+    plain = _cli(capsys, "predict", str(scan), "--json", "--model", str(tiny_model_dir))
+    assert plain.returncode == 0 and NOT_CALIBRATED.split(":")[0] in plain.stderr
+    row = json.loads(plain.stdout)
+    assert row["calibrated"] is False and row["note"] == "not calibrated" and row["predicted_class"] is not None
+
+
+def test_evaluate_reports_calibration_sets_and_the_gate_on_an_external_folder(fitted_dir, tiny_model, tmp_path):
+    from core.evaluation.evaluate import evaluate_loaded_model
+
+    folder, data = fitted_dir
+    model, card = tiny_model
+    external = tmp_path / "ext" / "far"
+    external.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = ["file,label,source,notes"]
+    for i in range(6):
+        cv2.imwrite(str(external / f"noise{i}.png"), rng.integers(0, 255, (48, 48), dtype=np.uint8))
+        rows.append(f"noise{i}.png,far_ood,synthetic,")
+    (external / "labels.csv").write_text("\n".join(rows) + "\n")
+    results = evaluate_loaded_model(model, card, str(data), trust=load_trust(folder, card.class_names),
+                                    external=str(tmp_path / "ext"))
+    trust = results["trust"]
+    assert {"calibration_before", "calibration_after", "conformal"} <= set(trust["test"])
+    assert trust["test"]["conformal"]["n"] == 32 and 0 <= trust["test_false_refusal"]["rate"] <= 1
+    assert set(trust["external"]) == {"far"} and 0 <= trust["external"]["far"]["auroc"] <= 1
+    assert "fpr_at_95tpr" in trust["external"]["far"] and trust["risk_coverage"]["conformal"]
+
+
+def test_undecodable_non_mr_dicom_is_still_refused_not_an_error(tiny_model, tmp_path):
+    import pydicom
+
+    ds = pydicom.dcmread(_pydicom_file("CT_small.dcm"))
+    ds.PixelData = b"\x00" * 10  # truncated pixel data
+    path = tmp_path / "broken_ct.dcm"
+    ds.save_as(path)
+    model, card = tiny_model
+    result = classify(model, card, path)
+    assert result.refused and result.probabilities == {}
+    mr = pydicom.dcmread(_pydicom_file("MR_small.dcm"))
+    mr.PixelData = b"\x00" * 10
+    mr.save_as(tmp_path / "broken_mr.dcm")
+    with pytest.raises(ImageDecodeError):
+        classify(model, card, tmp_path / "broken_mr.dcm")
+
+
+# --- the app's wording ---------------------------------------------------------------------------------------
+
+def _prediction(**kw) -> Prediction:
+    base = dict(file="x.png", predicted="glioma", confidence=0.6,
+                probabilities={"glioma": 0.6, "meningioma": 0.35, "notumor": 0.03, "pituitary": 0.02},
+                calibrated=True, prediction_set=["glioma", "meningioma"], ood_score=0.1)
+    base.update(kw)
+    return Prediction(**base)
+
+
+def test_app_wording_flags_multi_class_sets_refusals_and_wrong_samples():
+    from ui.presentation import predictions_display, predictions_frame
+    from ui.trust_view import refusal_title, sample_disagreement, uncertainty_message
+
+    assert "cannot tell glioma and meningioma apart" in uncertainty_message(_prediction())
+    assert uncertainty_message(_prediction(prediction_set=["glioma"], confidence=0.55)) is None
+    assert "below 70%" in uncertainty_message(_prediction(calibrated=False, prediction_set=None))
+    refused = _prediction(refusal="This looks like a CT scan, not an MRI.", refusal_layer="metadata",
+                          in_distribution=False)
+    assert refusal_title(refused) == "Not an MRI" and uncertainty_message(refused) is None
+    assert "known class is Meningioma" in sample_disagreement("meningioma", _prediction())
+    assert sample_disagreement("glioma", _prediction()) is None
+    frame = predictions_frame([_prediction(), refused])
+    assert {"in distribution", "ood score", "refusal", "prediction set"} <= set(frame.columns)
+    assert list(frame["prediction"]) == ["Glioma", "refused"]
+    assert list(frame["prediction set"])[0] == "Glioma; Meningioma"
+    assert list(predictions_display(frame)["low confidence"]) == ["uncertain (set > 1 class)", ""]
