@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from core.errors import CalibrationError, ImageDecodeError
 from core.evaluation import trust_fit
@@ -85,15 +86,15 @@ def test_every_learned_score_ranks_shifted_features_as_less_like_training(name):
     score = get_score(name)
     params = score.fit(train, labels, negatives if score.uses_negatives else None, seed=0)
     assert all(isinstance(v, np.ndarray) for v in params.values())
-    ood = ood_metrics(score.score(inside, params), score.score(outside, params), np.zeros(200, bool),
-                      np.zeros(200, bool))
-    assert ood["auroc"] > 0.75, (name, ood["auroc"])
+    auroc = roc_auc_score(np.r_[np.zeros(200), np.ones(200)], np.r_[score.score(inside, params),
+                                                                    score.score(outside, params)])
+    assert auroc > 0.75, (name, auroc)
 
 
 def test_temperature_scaling_recovers_the_temperature_and_lowers_ece_and_nll():
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, (4000, 4))
-    labels = np.array([rng.choice(4, p=p) for p in calibrated_proba(logits, 2.0)])
+    labels = (rng.random((4000, 1)) > calibrated_proba(logits, 2.0).cumsum(axis=1)).sum(axis=1)
     t = trust_fit.fit_temperature(logits, labels)
     assert t == pytest.approx(2.0, rel=0.1)
     before = calibration_metrics(calibrated_proba(logits, 1.0), labels, list("abcd"))
@@ -113,7 +114,7 @@ def test_class_conditional_conformal_sets_cover_every_class_at_the_nominal_level
     logits = rng.normal(0, 2, (6000, 4))
     logits[:, 3] -= 1.5  # a harder, rarer class: Mondrian coverage must hold for it too
     proba = calibrated_proba(logits, 1.0)
-    labels = np.array([rng.choice(4, p=p) for p in proba])
+    labels = (rng.random((6000, 1)) > proba.cumsum(axis=1)).sum(axis=1)
     predictor = conformal_predictor(proba[:3000], labels[:3000])
     sets = prediction_sets(predictor, proba[3000:], 0.9)
     report = conformal_metrics(sets, proba[3000:], labels[3000:], list("abcd"))
@@ -275,6 +276,7 @@ def test_app_wording_flags_multi_class_sets_refusals_and_wrong_samples():
 
     assert "cannot tell glioma and meningioma apart" in uncertainty_message(_prediction())
     assert uncertainty_message(_prediction(prediction_set=["glioma"], confidence=0.55)) is None
+    assert "does not hold the most probable class" in uncertainty_message(_prediction(prediction_set=["meningioma"]))
     assert "below 70%" in uncertainty_message(_prediction(calibrated=False, prediction_set=None))
     refused = _prediction(refusal="This looks like a CT scan, not an MRI.", refusal_layer="metadata",
                           in_distribution=False)
@@ -286,3 +288,39 @@ def test_app_wording_flags_multi_class_sets_refusals_and_wrong_samples():
     assert list(frame["prediction"]) == ["Glioma", "refused"]
     assert list(frame["prediction set"])[0] == "Glioma; Meningioma"
     assert list(predictions_display(frame)["low confidence"]) == ["uncertain (set > 1 class)", ""]
+
+
+def test_ood_metrics_auroc_fpr_and_rule_refusals():
+    ids, ood = np.arange(100.0), np.arange(50.0, 150.0)
+    out = ood_metrics(ids, ood, np.zeros(100, bool), ood > 139)
+    assert out["fpr_at_95tpr"] == pytest.approx(0.45)
+    assert out["auroc"] == pytest.approx(roc_auc_score(np.r_[np.zeros(100), np.ones(100)], np.r_[ids, ood]), abs=1e-4)
+    assert out["refused"] == pytest.approx(0.10) and out["auroc_ci95"][0] <= out["auroc"] <= out["auroc_ci95"][1]
+    # a rule refusal without a learned score (a CT refused by its header) counts as the most out-of-distribution
+    ruled = ood_metrics(ids, np.full(10, np.nan), np.zeros(100, bool), np.ones(10, bool))
+    assert ruled["auroc"] == 1.0 and ruled["fpr_at_95tpr"] == 0.0
+
+
+def test_classify_page_shows_why_a_scan_is_refused_and_the_set_of_an_accepted_one(fitted_dir, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from ui import state
+
+    folder, data = fitted_dir
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(folder))
+    monkeypatch.setenv("BRAINSCAN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    at = AppTest.from_file("app.py", default_timeout=180)
+    at.run()
+    ct = _pydicom_file("CT_small.dcm").read_bytes()
+    at.file_uploader(key=state.UPLOADS).set_value(("chest.dcm", ct, "application/dicom")).run()
+    assert not at.exception, at.exception
+    assert any("Not an MRI" in e.value and "CT scan" in e.value for e in at.error)
+    assert not any("Predicted class" in c.value for c in at.caption)
+    scan = next((data / "Testing" / "glioma").iterdir())
+    at.file_uploader(key=state.UPLOADS).set_value([("scan.png", scan.read_bytes(), "image/png"),
+                                                   ("chest.dcm", ct, "application/dicom")]).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert {"in distribution", "refusal", "prediction set", "ood score"} <= set(table.columns)
+    assert list(table["prediction"])[1] == "refused"

@@ -48,6 +48,11 @@ def uncertainty_message(prediction: Prediction) -> str | None:
     if not names:
         return ("No class is plausible enough at the chosen coverage (empty prediction set): the scan is unusual "
                 "for this model. Rely on the full radiological reading.")
+    if prediction.prediction_set != [prediction.predicted]:
+        return (f"The prediction set ({names[0]}) does not hold the most probable class "
+                f"({class_label(prediction.predicted or '').lower()}): measured against scans of each class, this "
+                f"one looks more like {names[0]}. Treat the answer as uncertain and rely on the full radiological "
+                "reading.")
     return None
 
 

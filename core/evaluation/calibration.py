@@ -11,7 +11,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score, roc_curve
 
 BINS = 15
-BOOTSTRAP = 500
+BOOTSTRAP = 300
 
 
 def wilson(successes: int, n: int) -> list[float] | None:
@@ -20,17 +20,6 @@ def wilson(successes: int, n: int) -> list[float] | None:
         return None
     ci = binomtest(int(successes), int(n)).proportion_ci(0.95, method="wilson")
     return [round(float(ci.low), 4), round(float(ci.high), 4)]
-
-
-def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, seed: int = 0,
-                 rounds: int = BOOTSTRAP) -> list[float] | None:
-    """95% percentile bootstrap interval of statistic(indices) over n items."""
-    if n < 2:
-        return None
-    rng = np.random.default_rng(seed)
-    values = [statistic(rng.integers(0, n, n)) for _ in range(rounds)]
-    values = [v for v in values if np.isfinite(v)]
-    return [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)] if values else None
 
 
 def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> float:
@@ -72,12 +61,15 @@ def calibration_metrics(proba: np.ndarray, labels: np.ndarray, class_names: list
     the NLL of that class's scans; the reliability bins."""
     labels = np.asarray(labels)
     out: dict[str, Any] = {"n": int(len(labels))}
-    if not len(labels):
+    if len(labels) < 2:
         return out
     overall = _scores(proba, labels)
+    rng = np.random.default_rng(seed)
+    boots = [_scores(proba, labels, rng.integers(0, len(labels), len(labels))) for _ in range(BOOTSTRAP)]
     for key, value in overall.items():
         out[key] = round(value, 5)
-        out[f"{key}_ci95"] = bootstrap_ci(lambda i, k=key: _scores(proba, labels, i)[k], len(labels), seed)
+        values = [b[key] for b in boots]
+        out[f"{key}_ci95"] = [round(float(np.percentile(values, 2.5)), 5), round(float(np.percentile(values, 97.5)), 5)]
     out["per_class"] = {}
     for k, name in enumerate(class_names):
         p_k, is_k = proba[:, k], (labels == k).astype(float)

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.special import softmax
 
 from core.errors import ModelNotFoundError
+from core.io.atomic import atomic_write_text, atomic_write_with
 from core.model.gate import scores as gate_scores
 
 TRUST_FILE = "trust.json"
@@ -107,14 +108,12 @@ class Trust:
 
 def save_trust(model_dir: str | Path, config: TrustConfig, gate_params: dict[str, np.ndarray],
                cal_proba: np.ndarray, cal_labels: np.ndarray) -> Path:
-    """Write trust.json and trust.npz into a model folder."""
+    """Write trust.npz and trust.json into a model folder (each atomically: a crash leaves the old pair or the new)."""
     model_dir = Path(model_dir)
     arrays = {f"gate_{k}": np.asarray(v) for k, v in gate_params.items()}
     arrays.update(conformal_proba=np.asarray(cal_proba, np.float64), conformal_labels=np.asarray(cal_labels, np.int64))
-    np.savez_compressed(model_dir / TRUST_ARRAYS, **arrays)
-    path = model_dir / TRUST_FILE
-    path.write_text(json.dumps(config.to_dict(), indent=2, default=_json_default) + "\n")
-    return path
+    atomic_write_with(model_dir / TRUST_ARRAYS, lambda handle: np.savez_compressed(handle, **arrays))
+    return atomic_write_text(model_dir / TRUST_FILE, json.dumps(config.to_dict(), indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value: Any) -> Any:
