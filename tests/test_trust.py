@@ -310,7 +310,7 @@ def test_classify_page_shows_why_a_scan_is_refused_and_the_set_of_an_accepted_on
     monkeypatch.setenv("BRAINSCAN_MODEL", str(folder))
     monkeypatch.setenv("BRAINSCAN_RUNS", str(tmp_path / "runs"))
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
-    at = AppTest.from_file("app.py", default_timeout=180)
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=180)
     at.run()
     ct = _pydicom_file("CT_small.dcm").read_bytes()
     at.file_uploader(key=state.UPLOADS).set_value(("chest.dcm", ct, "application/dicom")).run()
