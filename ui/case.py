@@ -114,8 +114,9 @@ def audit(event: str, scan_hash: str | None, model_hash: str | None, result: dic
 
 def prediction_record(prediction: Prediction) -> dict[str, Any]:
     """What the audit keeps of a classification (no file name)."""
-    return {"predicted_class": prediction.predicted, "confidence": round(prediction.confidence, 6),
-            "probabilities": {k: round(v, 6) for k, v in prediction.probabilities.items()}}
+    record = prediction.to_dict()  # the CLI's fields: a refused scan has no class, its refusal and no set
+    record.pop("file", None)
+    return record
 
 
 def take_uploads(files: dict[str, bytes]) -> None:
