@@ -15,7 +15,7 @@ import warnings
 
 
 def import_tensorflow_quietly() -> None:
-    """Load tensorflow + keras and probe GPUs with stderr muted (no-op when already loaded)."""
+    """Load keras (and tensorflow, on that backend) and probe GPUs with stderr muted (no-op when already loaded)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match", category=UserWarning)
     if "tensorflow" in sys.modules or os.environ.get("BRAINSCAN_VERBOSE"):
@@ -25,10 +25,12 @@ def import_tensorflow_quietly() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import keras  # noqa: F401
-        import tensorflow as tf
+        import keras
 
-        tf.config.list_physical_devices("GPU")
+        if keras.backend.backend() == "tensorflow":  # on the JAX backend TensorFlow need not be installed
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -45,7 +45,7 @@ if len(scans()) > 1:
 name, data = selected_scan()
 scan_id = content_hash(data)
 try:
-    image = model_input(scan_id, card.image_size, data, name)
+    image = model_input(scan_id, card.image_size, data, name, card.crop)
     prediction = classify_cached(entry.key, scan_id, model, card, data, name)
 except BrainScanError as exc:
     st.error(str(exc))

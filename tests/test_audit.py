@@ -46,3 +46,46 @@ def test_audit_finds_planted_exact_and_near_duplicates(tmp_path):
 def test_distinct_scans_are_not_flagged(tmp_path):
     report = audit(discover(_distinct_dataset(tmp_path / "d", seed=9)))
     assert not report.exact and not report.near
+
+
+def test_mirrored_and_reframed_copies_join_their_source_group(tmp_path):
+    """A left-right mirror and a zoomed-out (re-framed) copy of a training scan are not 'unseen'."""
+    root = _distinct_dataset(tmp_path / "d")
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:128, :128]
+    head = ((yy - 60) / 52.0) ** 2 + ((xx - 68) / 44.0) ** 2 < 1            # an off-centre, asymmetric "head"
+    texture = cv2.GaussianBlur(rng.normal(0, 80, (128, 128)), (0, 0), 6)
+    source = np.where(head, np.clip(120 + texture, 30, 255), 0).astype(np.uint8)
+    cv2.imwrite(str(root / "Training" / "glioma" / "Tr-glioma-001.png"), source)
+    cv2.imwrite(str(root / "Testing" / "glioma" / "mirror.png"), source[:, ::-1])
+    padded = np.zeros((256, 256), np.uint8)
+    padded[20:148, 100:228] = source                          # the same slice, smaller inside a larger black frame
+    cv2.imwrite(str(root / "Testing" / "glioma" / "reframed.png"), padded)
+    report = audit(discover(root), masks_index=None)
+    assert "Testing/glioma/mirror.png" not in report.near          # the older check misses the mirror...
+    for name in ("mirror.png", "reframed.png"):                      # ...the grouped audit does not
+        relpath = f"Testing/glioma/{name}"
+        assert relpath not in report.unseen
+        assert report.groups[relpath] == report.groups["Training/glioma/Tr-glioma-001.png"]
+    assert report.summary()["total"]["unseen"] == report.summary()["total"]["test"] - 2
+
+
+def test_source_ids_group_scans_and_the_grouped_split_keeps_groups_whole(tmp_path):
+    from core.data.discovery import make_splits
+
+    root = _distinct_dataset(tmp_path / "d", n_train=10)
+    index_csv = tmp_path / "index.csv"
+    index_csv.write_text("file,source_image\n"
+                         "Testing/pituitary/Te-pituitary-000.png,figshare:7\n"
+                         "Training/pituitary/Tr-pituitary-003.png,figshare:7\n"
+                         "Training/pituitary/Tr-pituitary-004.png,figshare:7\n")
+    index = discover(root)
+    report = audit(index, masks_index=index_csv)
+    assert "Testing/pituitary/Te-pituitary-000.png" not in report.unseen
+    assert len(report.unseen) == len(report.test) - 1
+    pair = {"Training/pituitary/Tr-pituitary-003.png", "Training/pituitary/Tr-pituitary-004.png"}
+    for seed in range(6):
+        splits = make_splits(index, "grouped", 0.2, seed, report.groups)
+        sides = {s.relpath: side for side in ("train", "validation") for s in splits[side]}
+        assert len({sides[p] for p in pair}) == 1                     # one source slice, one side
+        assert len(splits["validation"]) == 8 and len(splits["train"]) == 32

@@ -92,19 +92,53 @@ def test_training_and_inference_tensors_are_identical(tiny_dataset):
     index = discover(tiny_dataset)
     samples = index.splits["Testing"][:5]
     loaded = load_samples(samples, 32)
-    batch, _ = next(iter(make_dataset(loaded.images, loaded.labels, 4, 5, training=False, seed=0)))
+    batch, _ = make_dataset(loaded.images, loaded.labels, 4, 5, training=False, seed=0)[0]
     expected = np.stack([load_for_model(s.path, 32) for s in samples])
-    assert np.array_equal(batch.numpy(), expected)
+    assert np.array_equal(batch, expected)
 
 
 def test_augmentation_changes_images_but_keeps_shape_and_range(tiny_dataset):
     from core.training.loop import make_dataset
 
     loaded = load_samples(discover(tiny_dataset).splits["Training"][:8], 32)
-    batch, labels = next(iter(make_dataset(loaded.images, loaded.labels, 4, 8, training=True, seed=0)))
-    assert batch.shape == (8, 32, 32, 3) and labels.shape == (8, 4)
-    assert 0 <= float(batch.numpy().min()) and float(batch.numpy().max()) <= 255
-    assert not np.array_equal(np.sort(batch.numpy().ravel()), np.sort(loaded.images.astype(np.float32).ravel()))
+    feed = make_dataset(loaded.images, loaded.labels, 4, 8, training=True, seed=0)
+    batch, labels = feed[0]
+    assert batch.shape == (8, 32, 32, 3) and labels.shape == (8, 4) and batch.dtype == np.float32
+    assert 0 <= float(batch.min()) and float(batch.max()) <= 255
+    assert not np.array_equal(np.sort(batch.ravel()), np.sort(loaded.images.astype(np.float32).ravel()))
+    again = make_dataset(loaded.images, loaded.labels, 4, 8, training=True, seed=0)
+    np.testing.assert_array_equal(again[0][0], batch)          # same seed, same epoch: identical batches
+    again.on_epoch_end()
+    assert not np.array_equal(again[0][0], batch)              # the next epoch draws anew
+    other = make_dataset(loaded.images, loaded.labels, 4, 8, training=True, seed=1)
+    assert not np.array_equal(other[0][0], batch)
+
+
+def test_each_image_has_its_own_augmentation_draws():
+    from core.training.augment import augment, image_rng
+
+    scan = np.tile(np.linspace(0, 255, 32, dtype=np.uint8)[None, :, None], (32, 1, 3))
+    a = augment(scan, image_rng(0, 0, 1), "robust")
+    b = augment(scan, image_rng(0, 0, 2), "robust")
+    np.testing.assert_array_equal(a, augment(scan, image_rng(0, 0, 1), "robust"))
+    assert a.shape == scan.shape and a.dtype == np.uint8 and not np.array_equal(a, b)
+    np.testing.assert_array_equal(augment(scan, image_rng(0, 0, 1), "none"), scan)
+
+
+def test_crop_to_head_removes_framing():
+    from core.io.images import crop_to_head, preprocess
+
+    yy, xx = np.mgrid[:150, :120]
+    head = np.where(((yy - 75) / 74.0) ** 2 + ((xx - 60) / 59.0) ** 2 < 1, 60 + yy // 2, 0).astype(np.uint8)
+    framed = np.zeros((240, 360, 3), np.uint8)
+    framed[60:210, 200:320] = head[..., None]               # small, off-centre, in a wide frame
+    tight = np.zeros((170, 140, 3), np.uint8)
+    tight[10:160, 10:130] = head[..., None]                 # the same head filling its frame
+    a, b = preprocess(framed, 32, "head"), preprocess(tight, 32, "head")
+    assert np.abs(a - b).mean() < 6.0                        # same head, different framing: nearly the same input
+    assert np.abs(preprocess(framed, 32) - preprocess(tight, 32)).mean() > 20
+    cropped = crop_to_head(framed)
+    assert cropped.shape[0] == cropped.shape[1] and 150 <= cropped.shape[0] < 175
 
 
 @pytest.mark.data

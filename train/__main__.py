@@ -12,8 +12,11 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from core.data.discovery import PROTOCOLS
 from core.errors import BrainScanError
+from core.io.images import CROPS
 from core.model.factory import BACKBONES
+from core.training.augment import AUGMENTATIONS
 from core.training.loop import RESUME_OVERRIDES, TrainConfig, train
 
 
@@ -41,12 +44,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
     p.add_argument("--patience", type=int, default=defaults.patience, help="early stopping on val accuracy")
-    p.add_argument("--protocol", default=defaults.protocol, choices=("default", "spec"))
+    p.add_argument("--protocol", default=defaults.protocol, choices=PROTOCOLS,
+                   help="grouped: validation drawn by source group (no source slice on both sides)")
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--limit-per-class", type=int, default=0, help="use at most N images per class and split (quick runs)")
     p.add_argument("--precision", default=defaults.precision, choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
     p.add_argument("--name", default="")
+    p.add_argument("--crop", default=defaults.crop, choices=CROPS, help="head: crop every scan to the head first")
+    p.add_argument("--augment", default=defaults.augment, choices=AUGMENTATIONS,
+                   help="robust: geometric + intensity/acquisition augmentation; spec: geometric only")
+    p.add_argument("--init-from", default="", metavar="MODEL_DIR",
+                   help="warm start from a model folder's weights (same backbone and image size)")
     return p.parse_args(argv)
 
 

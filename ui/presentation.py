@@ -20,7 +20,9 @@ from ui.reference import SPEC_RESULTS, SPEC_XAI
 LOW_CONFIDENCE = 0.70
 HEADLINE_LABELS = {"accuracy": "Accuracy", "loss": "Loss (cross-entropy)", "macro_f1": "Macro-F1",
                    "cohen_kappa": "Cohen's kappa", "macro_auc": "Macro AUC (one-vs-rest)"}
-SPLIT_LABELS = {"test": "Test (full)", "test_leakage_free": "Test (leakage-free)", "validation": "Validation"}
+SPLIT_LABELS = {"test": "Test (full)", "test_unseen": "Test (strict unseen: no source slice in Training)",
+                "test_leakage_free": "Test (older leakage-free subset)", "validation": "Validation"}
+TEST_SPLITS = ("test", "test_unseen", "test_leakage_free")
 XAI_COLUMNS = {"deletion_auc": "Deletion AUC", "insertion_auc": "Insertion AUC",
                "faithfulness_correlation": "Faithfulness corr.", "road_morf": "ROAD MoRF ↓", "road_lerf": "ROAD LeRF ↑",
                "sanity_rank_correlation": "Sanity rank corr.",
@@ -111,6 +113,37 @@ def headline_frame(evaluation: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(table, index=list(HEADLINE_LABELS.values()))
 
 
+def audit_text(audit: dict[str, Any]) -> str:
+    """One sentence on the leakage audit of the test split, with the strict unseen count per class."""
+    total = audit["total"]
+    text = (f"Leakage audit of the test split: {total.get('exact', 0)} exact and {total.get('near_only', 0)} "
+            f"near copies of training scans among {total.get('test', 0)}; {total.get('leakage_free', 0)} scans are "
+            "leakage-free by the older criterion")
+    if "unseen" in total:
+        per_class = ", ".join(f"{class_label(c)} {r.get('unseen', 0)}" for c, r in audit.get("per_class", {}).items())
+        text += (f", and {total['unseen']} are strictly unseen (no source slice in Training, mirrored copies "
+                 f"included: {per_class})")
+    return text + "."
+
+
+def external_frame(external: dict[str, Any]) -> pd.DataFrame:
+    """Rows: external sets (and planes); columns: n, tumour recall, no-tumour specificity, share called no tumour."""
+    def cell(entry: Any) -> str:
+        if not entry or entry.get("value") is None:
+            return "—"
+        lo, hi = entry["ci95"]
+        return f"{entry['value']:.3f} [{lo:.3f}–{hi:.3f}] ({entry['k']}/{entry['n']})"
+
+    rows = {}
+    for name, result in external.items():
+        for label, r in [(name, result)] + [(f"{name} · {p}", v) for p, v in result.get("per_plane", {}).items()]:
+            n = r.get("n", 0)
+            rows[label] = {"n": n, "Tumour recall": cell(r.get("tumour_recall")),
+                           "No-tumour specificity": cell(r.get("notumor_specificity")),
+                           "Called no tumour": f"{r['predicted'].get('notumor', 0) / n:.1%}" if n else "—"}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def per_class_frame(metrics: dict[str, Any]) -> pd.DataFrame:
     """Precision, recall (sensitivity), specificity, F1 and support per class."""
     rows = {class_label(c): {"Precision": v["precision"], "Recall (sensitivity)": v["recall"],
@@ -122,10 +155,10 @@ def per_class_frame(metrics: dict[str, Any]) -> pd.DataFrame:
 def comparison_frame(cards: dict[str, Any]) -> pd.DataFrame:
     """Headline metrics of several models (label -> ModelCard) side by side, per test split."""
     table: dict[str, list[str]] = {}
-    index = [f"{HEADLINE_LABELS[k]} — {SPLIT_LABELS[s]}" for s in ("test", "test_leakage_free") for k in HEADLINE_LABELS]
+    index = [f"{HEADLINE_LABELS[k]} — {SPLIT_LABELS[s]}" for s in TEST_SPLITS for k in HEADLINE_LABELS]
     for label, card in cards.items():
         evaluation = card.evaluation or {}
-        table[label] = [_with_ci(evaluation.get(s, {}), k) for s in ("test", "test_leakage_free") for k in HEADLINE_LABELS]
+        table[label] = [_with_ci(evaluation.get(s, {}), k) for s in TEST_SPLITS for k in HEADLINE_LABELS]
     return pd.DataFrame(table, index=index)
 
 

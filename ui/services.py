@@ -112,9 +112,9 @@ def assess_cached(model_key: str, scan_hash: str, _entry: ModelEntry, _model: An
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def model_input(scan_hash: str, image_size: int, data: bytes, name: str) -> np.ndarray:
+def model_input(scan_hash: str, image_size: int, data: bytes, name: str, crop: str = "none") -> np.ndarray:
     """The scan as the model sees it: float32 (S, S, 3) in 0-255."""
-    return load_for_model(data, image_size, name)
+    return load_for_model(data, image_size, name, crop)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

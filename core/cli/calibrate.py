@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.cli.common import data_arg, model_arg, progress_printer
+from core.data.discovery import PROTOCOLS
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -50,7 +51,8 @@ def add_subcommands(sub: Any) -> None:
     p = sub.add_parser("calibrate", help="fit the input gate, temperature and conformal sets into the model folder")
     data_arg(p)
     model_arg(p)
-    p.add_argument("--protocol", default="default", choices=("default", "spec"))
+    p.add_argument("--protocol", default=None, choices=PROTOCOLS,
+                   help="validation split (default: the one the model was trained with, from its card)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--confidence", type=float, default=0.95, help="conformal coverage per class (default 0.95)")

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from core.cli.common import data_arg, model_arg, progress_printer
+from core.data.discovery import PROTOCOLS
 
-PARTS = ("validation", "test", "test_leakage_free")
+PARTS = ("validation", "test", "test_unseen", "test_leakage_free")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -97,10 +98,11 @@ def print_trust(trust: dict[str, Any]) -> None:
 
 def add_subcommands(sub: Any) -> None:
     """Register `evaluate`."""
-    p = sub.add_parser("evaluate", help="metrics on validation, test and leakage-free test")
+    p = sub.add_parser("evaluate", help="metrics on validation, test, the strict unseen and the leakage-free test subsets")
     data_arg(p)
     model_arg(p)
-    p.add_argument("--protocol", default="default", choices=("default", "spec"))
+    p.add_argument("--protocol", default=None, choices=PROTOCOLS,
+                   help="validation split (default: the one the model was trained with, from its card)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--save", action="store_true", help="store the results in the model card")
     p.add_argument("--json", action="store_true")
@@ -108,3 +110,46 @@ def add_subcommands(sub: Any) -> None:
                    help="a folder in the external-eval layout (labels.csv with file,label,..., or subfolders with "
                         "one): report the input gate's AUROC, FPR at 95%% TPR and refusals per set")
     p.set_defaults(func=cmd_evaluate)
+    add_external_subcommand(sub)
+
+
+def cmd_evaluate_external(args: argparse.Namespace) -> int:
+    from core.evaluation.external import evaluate_external, headline_rows
+    from core.model.factory import load_model
+
+    model, card = load_model(args.model)
+    bars: dict[str, Any] = {}
+
+    def progress(name: str, done: int, total: int) -> None:
+        bars.setdefault(name, progress_printer(name))(done, total)
+
+    results = evaluate_external(model, card, args.dir, progress=progress)
+    if args.save:
+        card.evaluation["external"] = {name: {k: v for k, v in r.items() if k != "predictions"}
+                                       for name, r in results.items()}
+        card.save(Path(args.model))
+    if args.json:
+        print(json.dumps(results if args.per_file else {n: {k: v for k, v in r.items() if k != "predictions"}
+                                                         for n, r in results.items()}, indent=2))
+        return 0
+    print(f"{'set':<44}{'n':>5}  {'tumour recall [95% CI]':<26}{'notumor specificity [95% CI]':<30}{'called notumor':>14}")
+    for row in headline_rows(results):
+        cells = []
+        for key in ("tumour_recall", "notumor_specificity"):
+            value = row[key]
+            cells.append("" if value is None else f"{value['value']:.3f} [{value['ci95'][0]:.3f}, {value['ci95'][1]:.3f}]")
+        called = "" if row["called_notumor"] is None else f"{row['called_notumor']:.3f}"
+        print(f"{row['set']:<44}{row['n']:>5}  {cells[0]:<26}{cells[1]:<30}{called:>14}")
+    return 0
+
+
+def add_external_subcommand(sub: Any) -> None:
+    """Register `evaluate-external`."""
+    p = sub.add_parser("evaluate-external", help="tumour recall / notumor specificity on scans from other collections "
+                       "(folders with labels.csv: file,label[,source,notes]); for reporting only")
+    p.add_argument("dir", help="a set folder with labels.csv, or a root of such folders (e.g. external-eval/)")
+    model_arg(p)
+    p.add_argument("--save", action="store_true", help="store the summaries in the model card (evaluation.external)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--per-file", action="store_true", help="with --json: every file's prediction too")
+    p.set_defaults(func=cmd_evaluate_external)

@@ -48,7 +48,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     options = folder_options(args.method, args.model, card.image_size)
     for file, stem in zip(files, stems):
         rgb = read_image(Path(file), file)
-        image = preprocess(rgb, card.image_size)
+        image = preprocess(rgb, card.image_size, card.crop)
         result = explain(model, image, args.method, class_index, card, **options)
         saved = None
         if save_dir is not None:
@@ -86,7 +86,8 @@ def cmd_xai_eval(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     model, card = load_model(args.model)
     discover_for_model(args.data, card.class_names)
-    background = ensure_background(args.model, args.data, card.image_size, args.seed) if "shap" in methods else None
+    background = (ensure_background(args.model, args.data, card.image_size, args.seed, card.crop)
+                  if "shap" in methods else None)
     start = time.perf_counter()
     results = run_eval(model, card, args.data, args.n, methods, args.seed, args.sanity_n, quick, background,
                        progress=progress_printer("explaining"), select_progress=progress_printer("loading"))

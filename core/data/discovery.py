@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,15 +95,21 @@ def file_hash(path: Path) -> str:
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
-def _stratified_group_split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """Split per class so that `fraction` goes to the second part, byte-identical files kept together."""
+def _stratified_group_split(samples: list[Sample], fraction: float, seed: int,
+                            group_of: Callable[[Sample], Any]) -> tuple[list[Sample], list[Sample]]:
+    """Split so that `fraction` of each class goes to the second part and every group stays on one side.
+
+    A group is labelled by its most common class (groups with copies under two labels are rare: the label
+    conflicts of the masks' index); groups are drawn in a seeded order within each class.
+    """
     rng = np.random.default_rng(seed)
-    groups: dict[tuple[int, str], list[Sample]] = {}
+    groups: dict[Any, list[Sample]] = {}
     for s in samples:
-        groups.setdefault((s.label, file_hash(s.path)), []).append(s)
+        groups.setdefault(group_of(s), []).append(s)
+    labelled = sorted(((Counter(s.label for s in g).most_common(1)[0][0], key), g) for key, g in groups.items())
     first, second = [], []
-    for label in sorted({s.label for s in samples}):
-        class_groups = [g for (lab, _), g in sorted(groups.items()) if lab == label]
+    for label in sorted({lab for (lab, _), _ in labelled}):
+        class_groups = [g for (lab, _), g in labelled if lab == label]
         order = rng.permutation(len(class_groups))
         target = round(fraction * sum(len(g) for g in class_groups))
         taken = 0
@@ -115,22 +123,33 @@ def _stratified_group_split(samples: list[Sample], fraction: float, seed: int) -
     return first, second
 
 
-def make_splits(index: DatasetIndex, protocol: str = "default", val_fraction: float = 0.1,
-                seed: int = 42) -> dict[str, list[Sample]]:
+PROTOCOLS = ("grouped", "default", "spec")
+
+
+def make_splits(index: DatasetIndex, protocol: str = "grouped", val_fraction: float = 0.1,
+                seed: int = 42, groups: dict[str, int] | None = None) -> dict[str, list[Sample]]:
     """Train/validation/test lists.
 
-    default: validation = stratified `val_fraction` of Training (identical files on one side),
-             test = all of Testing.
+    grouped: validation = stratified `val_fraction` of Training drawn by source group (`groups`: relpath ->
+             group id from `core.data.audit.audit`), so no source slice, mirrored or re-encoded copy is on
+             both sides; test = all of Testing. The default.
+    default: the older protocol: as `grouped`, but only byte-identical files are kept together.
     spec:    the specification's protocol: train = Training, Testing split 50/50 (stratified,
              seeded) into validation and test.
     """
+    if protocol == "grouped":
+        if groups is None:
+            raise ValueError("the grouped protocol needs the audit's groups (core.data.audit.audit(index).groups)")
+        train, val = _stratified_group_split(index.splits["Training"], val_fraction, seed,
+                                             lambda s: groups[s.relpath])
+        return {"train": train, "validation": val, "test": list(index.splits["Testing"])}
     if protocol == "default":
-        train, val = _stratified_group_split(index.splits["Training"], val_fraction, seed)
+        train, val = _stratified_group_split(index.splits["Training"], val_fraction, seed, lambda s: file_hash(s.path))
         return {"train": train, "validation": val, "test": list(index.splits["Testing"])}
     if protocol == "spec":
-        test, val = _stratified_group_split(index.splits["Testing"], 0.5, seed)
+        test, val = _stratified_group_split(index.splits["Testing"], 0.5, seed, lambda s: file_hash(s.path))
         return {"train": list(index.splits["Training"]), "validation": val, "test": test}
-    raise DataLayoutError(f"Unknown split protocol '{protocol}' (choose 'default' or 'spec').")
+    raise DataLayoutError(f"Unknown split protocol '{protocol}' (choose one of {', '.join(PROTOCOLS)}).")
 
 
 def limit_per_class(samples: list[Sample], per_class: int) -> list[Sample]:
@@ -157,12 +176,12 @@ class LoadedImages:
 
 
 def load_samples(samples: list[Sample], image_size: int,
-                 progress: Callable[[int, int], None] | None = None) -> LoadedImages:
+                 progress: Callable[[int, int], None] | None = None, crop: str = "none") -> LoadedImages:
     """Decode and preprocess every sample; unreadable files are skipped, counted and reported."""
     images, labels, kept, skipped = [], [], [], []
     for i, sample in enumerate(samples):
         try:
-            images.append(load_for_model(sample.path, image_size).astype(np.uint8))
+            images.append(load_for_model(sample.path, image_size, crop=crop).astype(np.uint8))
             labels.append(sample.label)
             kept.append(sample)
         except ImageDecodeError as exc:
@@ -174,8 +193,8 @@ def load_samples(samples: list[Sample], image_size: int,
 
 
 def fingerprint(samples: list[Sample]) -> str:
-    """A short hash of the file names and sizes of a sample list (records which data a model saw)."""
+    """A short hash of the names, contents and labels of a sample list (records which data a model saw)."""
     h = hashlib.sha256()
     for s in sorted(samples, key=lambda s: s.relpath):
-        h.update(f"{s.relpath}:{s.path.stat().st_size}:{s.label}\n".encode())
+        h.update(f"{s.relpath}:{file_hash(s.path)}:{s.label}\n".encode())
     return h.hexdigest()[:16]

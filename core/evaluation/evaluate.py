@@ -15,20 +15,28 @@ from core.model.inference import predict_proba
 log = logging.getLogger("brainscan.eval")
 
 
-def evaluate_loaded_model(model: Any, card: ModelCard, data: str, protocol: str = "default", seed: int = 42,
+def card_protocol(card: ModelCard) -> str:
+    """The split protocol a model was trained with (its card), so that its validation split is reproduced."""
+    return str(card.training.get("config", {}).get("protocol") or card.evaluation.get("protocol") or "grouped")
+
+
+def evaluate_loaded_model(model: Any, card: ModelCard, data: str, protocol: str | None = None, seed: int = 42,
                           val_fraction: float = 0.1, per_class: int = 0,
                           progress: Callable[[str, int, int], None] | None = None, trust: Any = None,
                           external: str | None = None) -> dict[str, Any]:
-    """Metrics on validation, test and leakage-free test, with the audit summary and skipped files; with a fitted
-    `trust` (core.model.trust) also calibration, conformal sets and the gate (`results["trust"]`)."""
+    """Metrics on validation, the full test split, the strict unseen test subset (no source slice in Training)
+    and the older leakage-free subset, with the audit summary and skipped files; with a fitted `trust`
+    (core.model.trust) also calibration, conformal sets and the gate (`results["trust"]`). `protocol` None: the
+    one recorded in the card."""
+    protocol = protocol or card_protocol(card)
     index = discover_for_model(data, card.class_names)
-    splits = make_splits(index, protocol, val_fraction, seed)
-    splits = {k: limit_per_class(v, per_class) for k, v in splits.items()}
     report = audit(index, progress=(lambda i, n: progress("audit", i, n)) if progress else None)
+    splits = make_splits(index, protocol, val_fraction, seed, report.groups)
+    splits = {k: limit_per_class(v, per_class) for k, v in splits.items()}
     leaky = report.leaky
     results: dict[str, Any] = {"protocol": protocol, "seed": seed, "audit": report.summary()}
     for part in ("validation", "test"):
-        loaded = load_samples(splits[part], card.image_size)
+        loaded = load_samples(splits[part], card.image_size, crop=card.crop)
         proba = predict_proba(model, loaded.images,
                               progress=(lambda i, n, p=part: progress(p, i, n)) if progress else None)
         results[part] = compute_metrics(loaded.labels, proba, card.class_names, seed=seed)
@@ -36,9 +44,11 @@ def evaluate_loaded_model(model: Any, card: ModelCard, data: str, protocol: str 
         if part == "test":
             keep = [i for i, s in enumerate(loaded.samples) if s.relpath not in leaky]
             results["test_leakage_free"] = compute_metrics(loaded.labels[keep], proba[keep], card.class_names, seed=seed)
+            unseen = [i for i, s in enumerate(loaded.samples) if s.relpath in report.unseen]
+            results["test_unseen"] = compute_metrics(loaded.labels[unseen], proba[unseen], card.class_names, seed=seed)
         log.info("%s: accuracy %.4f macro-F1 %.4f", part, results[part]["accuracy"], results[part]["macro_f1"])
     if trust is not None:
         leakage_free = {s.relpath for s in splits["test"] if s.relpath not in leaky}
-        results["trust"] = trust_report(model, card, trust, splits["test"], {"test_leakage_free": leakage_free},
-                                        external, seed, progress)
+        subsets = {"test_leakage_free": leakage_free, "test_unseen": set(report.unseen)}
+        results["trust"] = trust_report(model, card, trust, splits["test"], subsets, external, seed, progress)
     return results

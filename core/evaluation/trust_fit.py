@@ -15,9 +15,11 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 from sklearn.metrics import roc_auc_score
 
+from core.data.audit import audit
 from core.data.discovery import Sample, discover_for_model, load_samples, make_splits
 from core.errors import CalibrationError
 from core.evaluation.calibration import calibration_metrics, conformal_metrics
+from core.evaluation.evaluate import card_protocol
 from core.evaluation.negatives import build_negatives, shifted_scan
 from core.io.images import preprocess
 from core.model.card import ModelCard
@@ -134,7 +136,7 @@ def _load_cache(path: str | Path | None) -> tuple[dict, dict, np.ndarray, dict] 
         return parts["train"], parts["val"], arrays["val_proba"], parts["neg"]
 
 
-def fit_trust(model: Any, card: ModelCard, data: str | Path, model_dir: str | Path, protocol: str = "default",
+def fit_trust(model: Any, card: ModelCard, data: str | Path, model_dir: str | Path, protocol: str | None = None,
               seed: int = 42, val_fraction: float = 0.1, confidence: float = DEFAULT_CONFIDENCE,
               per_class: int = FIT_PER_CLASS, per_family: int = NEGATIVES_PER_FAMILY,
               candidates: list[str] | None = None, false_refusal: float = FALSE_REFUSAL,
@@ -143,7 +145,9 @@ def fit_trust(model: Any, card: ModelCard, data: str | Path, model_dir: str | Pa
     started = time.perf_counter()
     candidates = list(candidates or SCORES)
     index = discover_for_model(data, card.class_names)
-    splits = make_splits(index, protocol, val_fraction, seed)
+    protocol = protocol or card_protocol(card)
+    groups = audit(index).groups if protocol == "grouped" else None
+    splits = make_splits(index, protocol, val_fraction, seed, groups)
     for part, minimum in (("train", MIN_TRAIN_PER_CLASS), ("validation", MIN_VALIDATION_PER_CLASS)):
         counts = [sum(s.label == k for s in splits[part]) for k in range(len(card.class_names))]
         if min(counts) < minimum:
@@ -152,9 +156,9 @@ def fit_trust(model: Any, card: ModelCard, data: str | Path, model_dir: str | Pa
     rng = np.random.default_rng(seed)
     fit_samples = _sample(splits["train"], per_class, seed)
     train = load_samples(fit_samples, card.image_size,
-                         progress=(lambda i, n: progress("load training", i, n)) if progress else None)
+                         progress=(lambda i, n: progress("load training", i, n)) if progress else None, crop=card.crop)
     val = load_samples(splits["validation"], card.image_size,
-                       progress=(lambda i, n: progress("load validation", i, n)) if progress else None)
+                       progress=(lambda i, n: progress("load validation", i, n)) if progress else None, crop=card.crop)
     shifted_train = np.stack([shifted_scan(s, rng) for s in train.images])
     shifted_val = np.stack([shifted_scan(s, rng) for s in val.images])
     negatives = build_negatives(train.images, seed=seed, per_family=per_family)
@@ -163,7 +167,7 @@ def fit_trust(model: Any, card: ModelCard, data: str | Path, model_dir: str | Pa
         if check_pixels(image) is not None:  # the rule layer refuses it before any learned score is asked
             rule_refused[family] = rule_refused.get(family, 0) + 1
             continue
-        neg_images.append(preprocess(image, card.image_size).astype(np.uint8))
+        neg_images.append(preprocess(image, card.image_size, card.crop).astype(np.uint8))
         kept_families.append(family)
     families = np.asarray(kept_families)
 

@@ -30,6 +30,14 @@ CLASS_LABELS = {
 }
 
 
+DEFAULT_PREPROCESSING = {
+    "decode": "RGB uint8 (grayscale replicated to 3 channels; DICOM windowed)",
+    "resize": "cv2.INTER_AREA to image_size x image_size",
+    "input_range": "0-255 float32; the network rescales/normalises internally",
+}
+HEAD_CROP = "head: cropped to the head's bounding box (4% margin), padded to a square with black, then resized"
+
+
 @dataclass
 class ModelCard:
     """What a saved model is and how it was made and measured."""
@@ -41,14 +49,15 @@ class ModelCard:
     feature_layer: str
     model_file: str = MODEL_FILE
     name: str = "model"
-    preprocessing: dict[str, Any] = field(default_factory=lambda: {
-        "decode": "RGB uint8 (grayscale replicated to 3 channels; DICOM windowed)",
-        "resize": "cv2.INTER_AREA to image_size x image_size",
-        "input_range": "0-255 float32; the network rescales/normalises internally",
-    })
+    preprocessing: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PREPROCESSING))
     training: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def crop(self) -> str:
+        """The preprocessing crop the model was trained with ("none" or "head")."""
+        return str(self.preprocessing.get("crop", "none"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

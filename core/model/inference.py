@@ -29,6 +29,10 @@ def _forward(model: Any) -> Callable:
     """The model's inference call traced once for any batch size (eager Keras calls are ~10x slower on CPU)."""
     fn = _FORWARD.get(model)
     if fn is None:
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            return model.predict_on_batch  # compiled by the backend (jit) on first use
         import tensorflow as tf
 
         spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
@@ -203,7 +207,7 @@ def classify(model: Any, card: ModelCard, source: str | Path | bytes, name: str 
             return _refused(name, refusal)
         raise
     refusal = refusal or check_pixels(rgb, non_finite_fraction(source))
-    image = preprocess(rgb, card.image_size)
+    image = preprocess(rgb, card.image_size, card.crop)
     classes = list(card.class_names)
     if trust is None:
         proba = predict_proba(model, image[None])[0]

@@ -20,11 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from core.data.discovery import discover, fingerprint, limit_per_class, load_samples, make_splits
+from core.data.audit import audit
+from core.data.discovery import PROTOCOLS, discover, fingerprint, limit_per_class, load_samples, make_splits
 from core.errors import TrainingConfigError
-from core.model.card import MODEL_FILE, ModelCard
+from core.io.images import CROPS
+from core.model.card import DEFAULT_PREPROCESSING, HEAD_CROP, MODEL_FILE, ModelCard, load_card
 from core.model.factory import BACKBONES, DEFAULT_BACKBONE, build_model, feature_layer_name, resolve_weights
 from core.training import run_files as rf
+from core.training.augment import AUGMENTATIONS, batch_dataset
 
 log = logging.getLogger("brainscan.train")
 
@@ -49,12 +52,15 @@ class TrainConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
     patience: int = 8
-    protocol: str = "default"
+    protocol: str = "grouped"
     val_fraction: float = 0.1
     seed: int = 42
     limit_per_class: int = 0
     precision: str = "auto"
     name: str = ""
+    crop: str = "head"
+    augment: str = "robust"
+    init_from: str = ""
     command: str = field(default_factory=lambda: command_line())
 
 
@@ -101,6 +107,16 @@ def validate(config: TrainConfig) -> None:
     resolve_weights(config.weights)
     if sum(p.epochs for p in plan_phases(config)) < 1:
         raise TrainingConfigError("At least one epoch is needed.")
+    for option, value, allowed in (("protocol", config.protocol, PROTOCOLS), ("crop", config.crop, CROPS),
+                                   ("augment", config.augment, AUGMENTATIONS)):
+        if value not in allowed:
+            raise TrainingConfigError(f"{option} must be one of {', '.join(allowed)}; got {value!r}.")
+    if config.init_from:
+        card = load_card(config.init_from)
+        if (card.backbone, card.image_size) != (config.backbone, config.image_size):
+            raise TrainingConfigError(
+                f"--init-from {config.init_from} is a {card.backbone} at {card.image_size} px; this run builds a "
+                f"{config.backbone} at {config.image_size} px (use the same backbone and image size).")
 
 
 def _set_trainable(model: Any, trainable: str) -> None:
@@ -164,24 +180,41 @@ def _continue_cosine(model: Any, phase: Phase, config: TrainConfig, done_epochs:
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
-                 training: bool, seed: int) -> Any:
-    """tf.data over in-memory uint8 scans (the cache): shuffle, batch, augment on graph, prefetch."""
+                 training: bool, seed: int, augmentation: str = "robust") -> Any:
+    """The feed over in-memory uint8 scans (the cache): shuffled and augmented per image when training.
+
+    Backend-agnostic (a keras.utils.PyDataset with NumPy/OpenCV augmentation), so the same recipe trains on
+    TensorFlow or JAX, and seeded per image, so the same seed gives the same batches.
+    """
+    return batch_dataset(images, labels, num_classes, batch_size, augmentation if training else "none", seed,
+                         shuffle=training)
+
+
+def _devices() -> tuple[list, Any]:
+    """(GPUs, distribution strategy): TensorFlow's MirroredStrategy over several GPUs; elsewhere a no-op scope."""
+    import contextlib
+    import types
+
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        import jax
+
+        single = types.SimpleNamespace(num_replicas_in_sync=1, scope=contextlib.nullcontext)
+        return [d for d in jax.devices() if d.platform == "gpu"], single
     import tensorflow as tf
 
-    from core.training.augment import random_affine
+    gpus = tf.config.list_physical_devices("GPU")
+    return gpus, (tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy())
 
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
-    if training:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
 
-    def to_model(x: Any, y: Any) -> Any:
-        x = tf.cast(x, tf.float32)
-        if training:
-            x = random_affine(x)
-        return x, tf.one_hot(y, num_classes)
+def _warm_start(model: Any, model_dir: str) -> None:
+    """Start from another model folder's weights (same architecture; checked by `validate`)."""
+    from core.model.factory import load_model
 
-    return ds.map(to_model, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    source, _ = load_model(model_dir)
+    model.set_weights(source.get_weights())
+    log.info("warm start from %s", model_dir)
 
 
 def _precision_policy(config: TrainConfig, gpus: list) -> str:
@@ -327,32 +360,39 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             pass
 
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(config.seed)
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus, strategy = _devices()
     policy = _precision_policy(config, gpus)
     keras.mixed_precision.set_global_policy(policy)
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     jit = bool(gpus)
-    log.info("devices: %d GPU(s); precision %s; replicas %d; XLA %s", len(gpus), policy,
-             strategy.num_replicas_in_sync, jit)
+    log.info("backend %s; devices: %d GPU(s); precision %s; replicas %d; XLA %s", keras.backend.backend(),
+             len(gpus), policy, strategy.num_replicas_in_sync, jit)
 
     index = discover(config.data)
-    splits = make_splits(index, config.protocol, config.val_fraction, config.seed)
+    groups = None
+    if config.protocol == "grouped":
+        t0 = time.time()
+        report = audit(index)
+        groups = report.groups
+        log.info("audit: %d source groups; %d of %d test scans unseen (%.0fs)", report.summary()["n_groups"],
+                 len(report.unseen), len(report.test), time.time() - t0)
+    splits = make_splits(index, config.protocol, config.val_fraction, config.seed, groups)
     splits = {k: limit_per_class(v, config.limit_per_class) for k, v in splits.items()}
     num_classes = len(index.class_names)
     loaded = {}
     for part in ("train", "validation"):
         t0 = time.time()
-        loaded[part] = load_samples(splits[part], config.image_size)
+        loaded[part] = load_samples(splits[part], config.image_size, crop=config.crop)
         log.info("loaded %s: %d images (%d skipped) in %.0fs", part, len(loaded[part].labels),
                  len(loaded[part].skipped), time.time() - t0)
         for message in loaded[part].skipped:
             log.warning("skipped unreadable file: %s", message)
     batch = config.batch_size * strategy.num_replicas_in_sync
-    train_ds = make_dataset(loaded["train"].images, loaded["train"].labels, num_classes, batch, True, config.seed)
-    val_ds = make_dataset(loaded["validation"].images, loaded["validation"].labels, num_classes, batch, False, config.seed)
+    train_ds = make_dataset(loaded["train"].images, loaded["train"].labels, num_classes, batch, True, config.seed,
+                            config.augment)
+    val_ds = make_dataset(loaded["validation"].images, loaded["validation"].labels, num_classes, batch, False,
+                          config.seed)
     steps = int(np.ceil(len(loaded["train"].labels) / batch))
 
     phases = plan_phases(config)
@@ -372,6 +412,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
         rf.write_json(run_dir / rf.HISTORY_FILE, [r for r in history if r["global_epoch"] <= state["global_epoch"]])
     state["started"] = time.time()
     state["cancelled"] = False
+    train_ds.set_epoch(state["global_epoch"])
     monitor_cls = _monitor_class()
     model = None
     with strategy.scope():
@@ -388,6 +429,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             else:
                 if model is None:
                     model = build_model(num_classes, config.image_size, config.backbone, config.weights)
+                    if config.init_from:
+                        _warm_start(model, config.init_from)
                 _set_trainable(model, phase.trainable)
                 _compile(model, phase, config, steps, jit)
             log.info("phase %s: %d epochs, lr %.1e, trainable=%s, %s/%s; %d train / %d val images",
@@ -432,6 +475,8 @@ def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: 
     elapsed = time.time() - state["started"] + state.get("elapsed_before", 0.0)
     card = ModelCard(
         class_names=index.class_names, image_size=config.image_size, backbone=config.backbone,
+        preprocessing={**DEFAULT_PREPROCESSING, "crop": config.crop,
+                       **({"crop_description": HEAD_CROP} if config.crop == "head" else {})},
         weights_origin=str(config.weights or "none"), feature_layer=feature_layer_name(model),
         name=config.name or run_dir.name,
         training={
@@ -440,13 +485,16 @@ def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: 
             "best_val_accuracy": state["best_val_accuracy"], "wall_seconds": round(elapsed, 1),
             "precision": policy, "cancelled": state["cancelled"],
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                        "cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": _tf_version()},
+                        "cpus": os.cpu_count(), "python": platform.python_version(), **_frameworks()},
             "data_fingerprint": {k: fingerprint(v) for k, v in splits.items()},
             "split_sizes": {k: len(v) for k, v in splits.items()},
             "seed": config.seed, "history_file": rf.HISTORY_FILE,
         })
     if resolve_weights(config.weights) is None:
         card.notes.append("Trained from scratch (no ImageNet weights).")
+    if config.init_from:
+        card.notes.append(f"Warm-started from the weights of {config.init_from} (see that model's card for how it "
+                          "was trained), then trained with this card's recipe.")
     staging = rf.staging_dir(out)
     if not state["cancelled"]:
         rf.update_status(run_dir, state="evaluating")
@@ -485,7 +533,12 @@ def fit_trust_hook(model: Any, card: ModelCard, config: TrainConfig, model_dir: 
         return None
 
 
-def _tf_version() -> str:
-    import tensorflow as tf
+def _frameworks() -> dict[str, str]:
+    """Keras, its backend and the backend's version (recorded in the card: a model trained on either loads)."""
+    import importlib
 
-    return tf.__version__
+    import keras
+
+    backend = keras.backend.backend()
+    return {"keras": keras.__version__, "backend": backend,
+            backend: getattr(importlib.import_module(backend), "__version__", "?")}

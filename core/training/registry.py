@@ -87,8 +87,8 @@ def key_numbers(card: ModelCard | None) -> dict[str, Any]:
     numbers: dict[str, Any] = {"backbone": card.backbone, "input": f"{card.image_size} px",
                                "weights": card.weights_origin}
     evaluation = card.evaluation or {}
-    for split, label in (("test", "test accuracy"), ("test_leakage_free", "leakage-free macro-F1")):
-        metric = "accuracy" if split == "test" else "macro_f1"
+    for split, label, metric in (("test", "test accuracy", "accuracy"), ("test_unseen", "unseen-test accuracy", "accuracy"),
+                                 ("test_leakage_free", "leakage-free macro-F1", "macro_f1")):
         if metric in evaluation.get(split, {}):
             numbers[label] = round(float(evaluation[split][metric]), 4)
     if card.training.get("epochs_run"):

@@ -47,7 +47,8 @@ class EvalImage:
 
 
 def select_images(model: Any, class_names: list[str], image_size: int, data_root: str | Path, n: int,
-                  seed: int = 0, wrong_fraction: float = 0.25, progress: Progress | None = None) -> list[EvalImage]:
+                  seed: int = 0, wrong_fraction: float = 0.25, progress: Progress | None = None,
+                  crop: str = "none") -> list[EvalImage]:
     """A seeded, class-stratified sample of Testing scans, with misclassified ones where they exist."""
     from core.data.discovery import discover_for_model, load_samples
 
@@ -61,7 +62,7 @@ def select_images(model: Any, class_names: list[str], image_size: int, data_root
         samples = [s for s in index.splits["Testing"] if s.label == label]
         order = rng.permutation(len(samples))[:quota * 4]
         pool.extend(samples[i] for i in sorted(order))
-    loaded = load_samples(pool, image_size, progress=progress)
+    loaded = load_samples(pool, image_size, progress=progress, crop=crop)
     predicted = predict_proba(model, loaded.images.astype(np.float32)).argmax(axis=1)
     chosen: list[EvalImage] = []
     for label, quota in enumerate(quotas):
@@ -124,7 +125,7 @@ def run_eval(model: Any, card: Any, data_root: str | Path, n: int = 100, methods
     if "shap" in method_opts and background is not None:
         method_opts["shap"]["background"] = background
     images = select_images(model, card.class_names, card.image_size, data_root, n, seed, wrong_fraction,
-                           select_progress)
+                           select_progress, card.crop)
     random_model = randomised_copy(model, seed) if sanity_n > 0 else None
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in [*methods, *REFERENCE_MAPS]}
     sanity: dict[str, list[float]] = {m: [] for m in methods}

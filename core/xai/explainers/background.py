@@ -22,7 +22,8 @@ PER_CLASS = 4
 FALLBACK_SIGMAS = (2.0, 4.0, 8.0, 16.0)
 
 
-def build_background(data_root: str | Path, image_size: int, per_class: int = PER_CLASS, seed: int = 0) -> np.ndarray:
+def build_background(data_root: str | Path, image_size: int, per_class: int = PER_CLASS, seed: int = 0,
+                     crop: str = "none") -> np.ndarray:
     """`per_class` training scans of every class (seeded choice), preprocessed, uint8 (N, S, S, 3)."""
     from core.data.discovery import discover, load_samples
 
@@ -33,7 +34,7 @@ def build_background(data_root: str | Path, image_size: int, per_class: int = PE
         samples = [s for s in index.splits["Training"] if s.label == label]
         picks = rng.choice(len(samples), size=min(per_class, len(samples)), replace=False)
         chosen.extend(samples[i] for i in sorted(picks))
-    return load_samples(chosen, image_size).images
+    return load_samples(chosen, image_size, crop=crop).images
 
 
 def save_background(model_dir: str | Path, images: np.ndarray) -> Path:
@@ -73,12 +74,13 @@ def folder_options(method: str, model_dir: str | Path | None, image_size: int) -
     return {} if background is None else {"background": background}
 
 
-def ensure_background(model_dir: str | Path, data_root: str | Path, image_size: int, seed: int = 0) -> np.ndarray:
+def ensure_background(model_dir: str | Path, data_root: str | Path, image_size: int, seed: int = 0,
+                      crop: str = "none") -> np.ndarray:
     """Load the cached background or build it from the data and cache it."""
     cached = load_background(model_dir, image_size)
     if cached is not None:
         return cached
-    images = build_background(data_root, image_size, seed=seed)
+    images = build_background(data_root, image_size, seed=seed, crop=crop)
     save_background(model_dir, images)
     return images.astype(np.float32)
 
