@@ -10,7 +10,7 @@ from core.cli.common import progress_printer
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from core.data.audit import audit, write_report
+    from core.data.audit import UNSEEN_FILE, audit, write_report
     from core.data.discovery import discover
 
     report = audit(discover(args.dir), args.threshold, progress=progress_printer("hashing"))
@@ -19,10 +19,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{'class':<12}{'test':>6}{'exact':>7}{'near':>6}{'free':>6}")
+        print(f"{'class':<12}{'test':>6}{'exact':>7}{'near':>6}{'free':>6}{'unseen':>8}")
         for name, row in {**summary["per_class"], "TOTAL": summary["total"]}.items():
-            print(f"{name:<12}{row['test']:>6}{row['exact']:>7}{row['near_only']:>6}{row['leakage_free']:>6}")
-        print(f"leakage-free test list: {out}")
+            print(f"{name:<12}{row['test']:>6}{row['exact']:>7}{row['near_only']:>6}{row['leakage_free']:>6}"
+                  f"{row['unseen']:>8}")
+        print(f"strictly unseen test list: {out.parent / UNSEEN_FILE}; leakage-free list: {out}")
     return 0
 
 
@@ -30,9 +31,10 @@ def add_subcommands(sub: Any) -> None:
     """Register `audit-data`."""
     from core.data.audit import NEAR_THRESHOLD
 
-    p = sub.add_parser("audit-data", help="find test images duplicated in Training; write the leakage-free list")
+    p = sub.add_parser("audit-data",
+                       help="group scans by source slice; write the strictly unseen and leakage-free test lists")
     p.add_argument("dir")
-    p.add_argument("--out", default="artifacts/audit", help="folder for leakage_free_test.txt and the JSON report")
+    p.add_argument("--out", default="artifacts/audit", help="folder for the two lists and the JSON report")
     p.add_argument("--threshold", type=float, default=NEAR_THRESHOLD, help="thumbnail correlation for a near duplicate")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
