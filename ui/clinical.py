@@ -120,7 +120,7 @@ def report_section(entry: Any, model: Any, card: ModelCard, predictions: dict[st
         with st.spinner("Explaining and drawing the report…"):
             for name in targets:
                 data = files[name]
-                image = model_input(content_hash(data), card.image_size, data, name)
+                image = model_input(content_hash(data), card.image_size, data, name, card.crop)
                 prediction = predictions[name]
                 class_index = names.index(prediction.predicted)
                 explanations, faithfulness = {}, {}

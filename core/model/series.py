@@ -58,7 +58,7 @@ class SeriesResult:
 
 def classify_series(model: Any, card: ModelCard, images: list[np.ndarray]) -> SeriesResult:
     """Classify decoded slices (RGB uint8) in batches through the one preprocessing and inference path."""
-    batch = np.stack([preprocess(image, card.image_size) for image in images])
+    batch = np.stack([preprocess(image, card.image_size, card.crop) for image in images])
     proba = predict_proba(model, batch)
     names = list(card.class_names)
     normal = no_tumour_class(names)

@@ -104,7 +104,8 @@ def make_case_report(model: Any, card: ModelCard, model_dir: str | Path, files: 
                               for i in range(len(series.slices))]
         for i in result.ranking[:TOP_SLICES]:
             s = series.slices[i]
-            explanations, faithfulness = _explain_all(model, card, model_dir, preprocess(s.image, card.image_size),
+            scan = preprocess(s.image, card.image_size, card.crop)
+            explanations, faithfulness = _explain_all(model, card, model_dir, scan,
                                                       methods, measure_faithfulness)
             report.scans.append(report_scan(
                 f"{s.label} of {len(series.slices)} (rank {result.ranking.index(i) + 1} by tumour probability)",
@@ -113,7 +114,7 @@ def make_case_report(model: Any, card: ModelCard, model_dir: str | Path, files: 
     else:
         for number, (name, data) in enumerate(files.items(), start=1):
             rgb = read_image(data, name)
-            image = preprocess(rgb, card.image_size)
+            image = preprocess(rgb, card.image_size, card.crop)
             proba = predict_proba(model, image[None])[0]
             explanations, faithfulness = _explain_all(model, card, model_dir, image, methods, measure_faithfulness)
             report.scans.append(report_scan(f"Scan {number}", sha256_bytes(data), rgb,
