@@ -53,9 +53,9 @@ def test_predictions_display_words_probabilities():
 
 def test_headline_frame_has_cis_and_the_specification():
     frame = presentation.headline_frame(EVALUATION)
-    assert list(frame.columns) == ["Test (full), n=10", "Test (leakage-free), n=8", "Specification"]
+    assert list(frame.columns) == ["Test (full), n=10", "Test (older leakage-free subset), n=8", "Specification"]
     assert frame.loc["Accuracy", "Test (full), n=10"] == "0.9000 [0.800–0.950]"
-    assert frame.loc["Cohen's kappa", "Test (leakage-free), n=8"] == "–"
+    assert frame.loc["Cohen's kappa", "Test (older leakage-free subset), n=8"] == "–"
     assert frame.loc["Macro-F1", "Specification"] == f"{SPEC_RESULTS['macro_f1']:.4f}"
 
 
