@@ -121,3 +121,21 @@ def test_overlay_png_carries_its_legend():
     bar = strip[12, 8:248]
     assert bar[0, 2] > 100 and bar[-1, 0] > 100  # jet: blue on the left, red on the right
     assert (strip[20:] < 100).any()  # the end labels are written
+
+
+def test_report_shows_the_gate_and_the_prediction_set_of_a_calibrated_model():
+    """The bundled model folder has a fitted gate and conformal sets: the report shows what the app shows."""
+    from core.model.factory import default_model_dir, load_model
+    from core.model.inference import classify
+    from core.model.trust import load_trust
+
+    folder = default_model_dir()
+    model, card = load_model(folder)
+    sample = next(p for p in sample_scans() if p.name.startswith("Te-pi"))
+    answer = classify(model, card, sample, sample.name, trust=load_trust(folder, card.class_names))
+    pdf, report = make_case_report(model, card, folder, {sample.name: sample.read_bytes()}, "CASE-TRUST",
+                                   ["scorecam"])
+    assert report.scans[0].prediction_set == answer.prediction_set and answer.prediction_set
+    assert report.scans[0].gate_status.startswith("accepted")
+    text = _text(pdf)
+    assert "Input gate: accepted" in text and "not available" not in text

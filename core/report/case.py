@@ -17,8 +17,9 @@ from core.errors import ExplainError
 from core.io.images import preprocess, read_image
 from core.io.series import expand_archives, header_of, is_dicom, load_series
 from core.model.card import ModelCard, class_label
-from core.model.inference import predict_proba
+from core.model.inference import classify
 from core.model.series import classify_series
+from core.model.trust import load_trust
 from core.report.model_info import model_info
 from core.report.pdf import CaseReport, ReportOverlay, ReportScan, build_pdf
 from core.store.audit import app_version
@@ -112,12 +113,16 @@ def make_case_report(model: Any, card: ModelCard, model_dir: str | Path, files: 
                 s.sha256, s.image, dict(zip(names, map(float, result.probabilities[i]))), explanations, names, alpha,
                 faithfulness, header=series.header))
     else:
+        trust = load_trust(model_dir, card.class_names)
         for number, (name, data) in enumerate(files.items(), start=1):
             rgb = read_image(data, name)
             image = preprocess(rgb, card.image_size, card.crop)
-            proba = predict_proba(model, image[None])[0]
+            answer = classify(model, card, data, name, trust=trust)   # the gate, calibration and set of the app
             explanations, faithfulness = _explain_all(model, card, model_dir, image, methods, measure_faithfulness)
-            report.scans.append(report_scan(f"Scan {number}", sha256_bytes(data), rgb,
-                                            dict(zip(names, map(float, proba))), explanations, names, alpha,
-                                            faithfulness, header=header_of(data, name)))
+            gate = (f"refused: {answer.refusal}" if answer.refusal else "accepted (looks like the scans it knows)"
+                    if trust is not None else None)
+            report.scans.append(report_scan(f"Scan {number}", sha256_bytes(data), rgb, answer.probabilities,
+                                            explanations, names, alpha, faithfulness,
+                                            prediction_set=answer.prediction_set if trust is not None else None,
+                                            gate_status=gate, header=header_of(data, name)))
     return build_pdf(report), report

@@ -23,7 +23,7 @@ from core.xai.overlays import colorbar
 DISCLAIMER = ("Research use only - not a medical device. Predictions and explanations support, and never "
               "replace, a radiologist's reading.")
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
-NOT_AVAILABLE = "not available (no trust layer in this app version)"
+NOT_AVAILABLE = "not available (the model folder has no fitted gate or calibration: python -m core calibrate)"
 
 
 @dataclass
