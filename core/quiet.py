@@ -35,3 +35,13 @@ def import_tensorflow_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def quiet_opencv() -> None:
+    """Hide OpenCV's own log lines (e.g. 'PNG input buffer is incomplete'): the decoder already turns every
+    failure into a one-line error. BRAINSCAN_VERBOSE=1 keeps them."""
+    if os.environ.get("BRAINSCAN_VERBOSE"):
+        return
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)

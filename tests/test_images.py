@@ -42,14 +42,21 @@ def _dicom(pixels: np.ndarray, photometric: str = "MONOCHROME2", slope: float = 
 RAMP = np.tile(np.arange(0, 64, dtype=np.uint16) * 50, (64, 1))
 
 
+GREY = np.tile(np.arange(30, dtype=np.uint8) * 5 + 20, (20, 1))
+BGRA = np.dstack([np.full((16, 16), v, np.uint8) for v in (10, 20, 200, 255)])
+BGRA[-1, -1, :3] = 0  # one dark pixel: an image with some variation
+RAMP16 = (np.arange(144, dtype=np.uint16) * 279).reshape(12, 12)
+
+
 @pytest.mark.parametrize("data, expected", [
-    (_encode(np.full((20, 30), 77, np.uint8), ".png"), (20, 30, 77)),
-    (_encode(np.dstack([np.full((16, 16), 10, np.uint8), np.full((16, 16), 20, np.uint8),
-                        np.full((16, 16), 200, np.uint8), np.full((16, 16), 255, np.uint8)]), ".png"), (16, 16, None)),
-    (_encode(np.full((12, 12), 40000, np.uint16), ".png"), (12, 12, 0)),
+    (_encode(GREY, ".png"), (20, 30, GREY)),
+    (_encode(BGRA, ".png"), (16, 16, None)),
+    (_encode(RAMP16, ".png"), (12, 12, np.floor(RAMP16 / RAMP16.max() * 255 + 0.5).astype(np.uint8))),
     (b"", ImageDecodeError),
     (b"not an image at all" * 10, ImageDecodeError),
     (_encode(np.zeros((4, 4), np.uint8), ".png"), ImageDecodeError),
+    (_encode(np.full((20, 30), 77, np.uint8), ".png"), (20, 30, np.full((20, 30), 77, np.uint8))),
+    (_encode(np.full((12, 12), 40000, np.uint16), ".png"), (12, 12, np.zeros((12, 12), np.uint8))),
 ])
 def test_read_image_formats_and_errors(data, expected):
     if isinstance(expected, type):
@@ -59,12 +66,11 @@ def test_read_image_formats_and_errors(data, expected):
     image = read_image(data, "upload")
     assert image.dtype == np.uint8 and image.shape == (expected[0], expected[1], 3)
     if expected[2] is not None:
-        assert (image == expected[2]).all()
+        assert np.array_equal(image, np.repeat(expected[2][:, :, None], 3, axis=2))
 
 
 def test_rgba_png_is_converted_from_bgr_order():
-    bgra = np.dstack([np.full((16, 16), v, np.uint8) for v in (10, 20, 200, 255)])
-    assert tuple(read_image(_encode(bgra, ".png"))[0, 0]) == (200, 20, 10)
+    assert tuple(read_image(_encode(BGRA, ".png"))[0, 0]) == (200, 20, 10)
 
 
 def test_dicom_monochrome2_rescale_and_window():

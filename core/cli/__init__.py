@@ -24,10 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, run one command, and turn a user error into one line on stderr (exit 2)."""
-    from core.quiet import import_tensorflow_quietly
+    from core.quiet import import_tensorflow_quietly, quiet_opencv
 
     args = build_parser().parse_args(argv)
     import_tensorflow_quietly()
+    quiet_opencv()
     try:
         return args.func(args)
     except BrainScanError as exc:

@@ -3,49 +3,185 @@
 `preprocess` is the single path from a decoded scan to the model's input tensor; training,
 prediction, explainers and metrics all call it. Keras EfficientNet models rescale and normalise
 inside the network, so the tensor stays in 0-255 (scaling to [0,1] here would be a bug).
+
+Decoding is bounded, because files come from users: the dimensions are read from the header before
+anything is decoded (Pillow's lazy open, tifffile for TIFFs Pillow cannot parse, pydicom's
+Rows x Columns x NumberOfFrames x SamplesPerPixel without touching the pixels), and a file declaring
+more than `MAX_PIXELS` pixels or larger than `MAX_FILE_BYTES` is refused. Every decoder failure
+(OpenCV, Pillow, tifffile, pydicom, NumPy) becomes an `ImageDecodeError` with a one-line reason; so do
+images with NaN/infinite values and images with no variation (every pixel the same), which carry
+nothing to classify. Scaling to uint8 works in float32, never on a float64 copy of the image.
 """
 from __future__ import annotations
 
 import io
+import logging
+import re
+import stat
+import struct
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from core.errors import ImageDecodeError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 DICOM_EXTENSIONS = {".dcm", ".dicom"}
+MAX_PIXELS = 50_000_000          # per decoded image (DICOM: every frame and sample counted); ~7000 x 7000
+MAX_FILE_BYTES = 256 * 1024 * 1024
+HEADER_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "DIB", "TIFF"}  # what Pillow may identify; OpenCV decodes them
+_SUPPORTED = "supported: JPEG, PNG, BMP, TIFF, DICOM"
+
+# Pillow warns above its own limit (89 MP); our budget is checked explicitly below it, so the warning is noise.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# A corrupt TIFF is reported by our one-line error; Pillow's and tifffile's own notes about it are noise.
+warnings.filterwarnings("ignore", message="Corrupt EXIF data", module="PIL")
+logging.getLogger("tifffile").setLevel(logging.ERROR)
 
 
 def _is_dicom(data: bytes, name: str) -> bool:
-    return data[128:132] == b"DICM" or Path(name).suffix.lower() in DICOM_EXTENSIONS
+    """DICOM by its magic bytes; by the extension only when the content is no known image format."""
+    if data[128:132] == b"DICM":
+        return True
+    if Path(name).suffix.lower() not in DICOM_EXTENSIONS:
+        return False
+    try:
+        with Image.open(io.BytesIO(data)):
+            return False  # a JPEG/PNG/... named .dcm: the content decides
+    except Exception:  # not an image Pillow knows (or a bomb): try it as a DICOM without preamble
+        return True
+
+
+def _over_budget(name: str, pixels: int, what: str) -> ImageDecodeError:
+    return ImageDecodeError(f"{name}: {what} declares {pixels:,} pixels, over the limit of {MAX_PIXELS:,} "
+                            "(a decompression bomb or not a single MRI slice)")
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:
-    """Scale any numeric image to uint8 by its own range (16-bit PNG/TIFF, float data)."""
+    """Scale any numeric image to uint8 by its own range (16-bit PNG/TIFF, float data), in float32.
+
+    A constant image becomes zeros, NaN/inf pixels black (the input gate refuses both)."""
     if array.dtype == np.uint8:
         return array
-    array = array.astype(np.float64)
-    finite = np.isfinite(array)
-    if not finite.all():  # NaN/inf pixels become black instead of poisoning the whole range
+    finite = np.isfinite(array) if array.dtype.kind == "f" else None
+    if finite is not None and not finite.all():  # NaN/inf become black; the input gate refuses such images
         array = np.where(finite, array, np.min(array[finite]) if finite.any() else 0.0)
     lo, hi = float(np.min(array)), float(np.max(array))
-    if hi <= lo:
+    if not hi > lo:
         return np.zeros(array.shape, np.uint8)
-    return np.clip((array - lo) / (hi - lo) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out = array.astype(np.float32)  # the one full-size working copy; everything below is in place
+    out -= np.float32(lo)
+    out *= np.float32(255.0 / (hi - lo))
+    out += np.float32(0.5)
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
+
+
+def _check_values(array: np.ndarray, name: str) -> None:
+    """Refuse pixel types that are not numbers. NaN/inf and blank images decode (NaN as black) and are refused by
+    the input gate (`core.model.gate`), whose refusal is an answer with its reason rather than an error."""
+    if array.dtype.kind not in "uif":
+        raise ImageDecodeError(f"{name}: unsupported pixel type {array.dtype}")
 
 
 def _as_rgb(array: np.ndarray, name: str) -> np.ndarray:
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    elif array.ndim == 3 and array.shape[2] == 1:
-        array = np.repeat(array, 3, axis=2)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
     elif array.ndim == 3 and array.shape[2] == 4:
         array = array[:, :, :3]
-    if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 8:
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3) or min(array.shape[:2]) < 8:
         raise ImageDecodeError(f"{name}: unsupported image shape {array.shape}")
-    return np.ascontiguousarray(_to_uint8(array))
+    _check_values(array, name)
+    array = _to_uint8(array)  # before replicating grey to RGB: the scaling touches a third of the data
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(array)
+
+
+def _dicom_pixels(ds: object, name: str) -> int:
+    """Pixels the DICOM header declares (frames x rows x columns x samples), or ImageDecodeError."""
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise ImageDecodeError(f"{name}: the DICOM file holds no image (no pixel data; e.g. a report or structured "
+                               "document)")
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ImageDecodeError(f"{name}: the DICOM header has no valid Rows/Columns/NumberOfFrames ({exc})") from exc
+    if min(rows, columns, frames, samples) < 1:
+        raise ImageDecodeError(f"{name}: the DICOM header declares an empty image ({frames} x {rows} x {columns})")
+    pixels = rows * columns * frames * samples
+    if pixels > MAX_PIXELS:
+        raise _over_budget(name, pixels, f"the DICOM header ({frames} frames x {rows} x {columns} x {samples})")
+    return pixels
+
+
+def _modality_float32(pixels: np.ndarray, ds: object) -> np.ndarray:
+    """Stored values -> modality values (rescale slope/intercept) in float32; pydicom's LUT path if a table."""
+    if "ModalityLUTSequence" in ds:
+        from pydicom.pixels import apply_modality_lut
+
+        return np.asarray(apply_modality_lut(pixels, ds), np.float32)
+    values = pixels.astype(np.float32)
+    slope, intercept = getattr(ds, "RescaleSlope", None), getattr(ds, "RescaleIntercept", None)
+    if slope is not None and intercept is not None:
+        values *= np.float32(float(slope))
+        values += np.float32(float(intercept))
+    return values
+
+
+def _window_float32(values: np.ndarray, ds: object) -> np.ndarray:
+    """VOI windowing (PS3.3 C.11.2.1.2, the formulas of pydicom's apply_windowing) in float32, in place.
+
+    A VOI LUT table goes through pydicom (rare, and such tables are small)."""
+    if "VOILUTSequence" in ds:
+        from pydicom.pixels import apply_voi_lut
+
+        return np.asarray(apply_voi_lut(values, ds), np.float32)
+    center = ds["WindowCenter"].value
+    width = ds["WindowWidth"].value
+    center = float(center[0] if ds["WindowCenter"].VM > 1 else center)
+    width = float(width[0] if ds["WindowWidth"].VM > 1 else width)
+    function = str(getattr(ds, "VOILUTFunction", "LINEAR") or "LINEAR").upper()
+    bits = int(ds.BitsStored)
+    if int(getattr(ds, "PixelRepresentation", 0)) == 0:
+        y_min, y_max = 0.0, float(2 ** bits - 1)
+    else:
+        y_min, y_max = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+    slope, intercept = getattr(ds, "RescaleSlope", None), getattr(ds, "RescaleIntercept", None)
+    if slope is not None and intercept is not None:
+        y_min, y_max = y_min * float(slope) + float(intercept), y_max * float(slope) + float(intercept)
+    y_range = y_max - y_min
+    if function == "SIGMOID":
+        if width <= 0:
+            raise ValueError("Window Width must be > 0 for SIGMOID windowing")
+        values -= np.float32(center)
+        values *= np.float32(-4.0 / width)
+        np.exp(values, out=values)
+        values += np.float32(1.0)
+        np.divide(np.float32(y_range), values, out=values)
+        values += np.float32(y_min)
+        return values
+    if function not in ("LINEAR", "LINEAR_EXACT"):
+        raise ValueError(f"unsupported VOI LUT Function {function!r}")
+    if function == "LINEAR":
+        if width < 1:
+            raise ValueError("Window Width must be >= 1 for LINEAR windowing")
+        center, width = center - 0.5, width - 1
+    elif width <= 0:
+        raise ValueError("Window Width must be > 0 for LINEAR_EXACT windowing")
+    below = values <= np.float32(center - width / 2)
+    above = values > np.float32(center + width / 2)
+    values -= np.float32(center)
+    values *= np.float32(y_range / width) if width else np.float32(0)
+    values += np.float32(0.5 * y_range + y_min)
+    values[below] = y_min
+    values[above] = y_max
+    return values
 
 
 def dicom_modality(source: str | Path | bytes) -> str | None:
@@ -89,48 +225,119 @@ def non_finite_fraction(source: str | Path | bytes) -> float:
 def _decode_dicom(data: bytes, name: str) -> np.ndarray:
     try:
         import pydicom
-        from pydicom.pixels import apply_modality_lut, apply_voi_lut
     except ImportError as exc:  # pragma: no cover - pydicom is a listed requirement
         raise ImageDecodeError(f"{name}: DICOM support needs pydicom ({exc})") from exc
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    except Exception as exc:  # pydicom raises many types for corrupt files
+        raise ImageDecodeError(f"{name}: not a readable DICOM file ({type(exc).__name__}: {_first_line(exc)})") from exc
+    _dicom_pixels(ds, name)  # the budget, before any pixel is decoded
+    try:
         pixels = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types for corrupt or compressed files
-        raise ImageDecodeError(f"{name}: cannot read DICOM pixel data ({exc})") from exc
-    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
-    if photometric.startswith("MONOCHROME"):
-        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
+        if photometric.startswith("MONOCHROME"):
+            if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1 and pixels.ndim == 3:
+                pixels = pixels[len(pixels) // 2]
+            values = _modality_float32(pixels, ds)
+            if "WindowCenter" in ds and "WindowWidth" in ds:
+                values = _window_float32(values, ds)
+            image = _as_rgb(values, name)
+            return 255 - image if photometric == "MONOCHROME1" else image
+        if pixels.ndim == 4:
             pixels = pixels[len(pixels) // 2]
-        values = apply_modality_lut(pixels, ds).astype(np.float64)
-        if "WindowCenter" in ds and "WindowWidth" in ds:
-            values = apply_voi_lut(values, ds).astype(np.float64)
-        image = _to_uint8(values)
-        if photometric == "MONOCHROME1":
-            image = 255 - image
-        return _as_rgb(image, name)
-    if pixels.ndim == 4:
-        pixels = pixels[len(pixels) // 2]
-    return _as_rgb(pixels, name)
+        return _as_rgb(pixels, name)
+    except ImageDecodeError:
+        raise
+    except Exception as exc:  # pydicom/NumPy raise many types for corrupt, inconsistent or compressed data
+        raise ImageDecodeError(f"{name}: cannot read DICOM pixel data ({type(exc).__name__}: "
+                               f"{_first_line(exc)})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _probe(data: bytes, name: str) -> None:
+    """Read the format and dimensions from the header (nothing decoded); refuse unknown formats and bombs."""
+    size = fmt = None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            size, fmt = im.size, im.format
+    except Image.DecompressionBombError as exc:  # over twice Pillow's own limit: far over ours
+        declared = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _over_budget(name, int(declared.group(1)) if declared else 2 * Image.MAX_IMAGE_PIXELS,
+                           "the image header") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error):
+        if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+            size, fmt = _probe_tiff(data, name), "TIFF"
+    if size is None:
+        raise ImageDecodeError(f"{name}: not a readable image ({_SUPPORTED})")
+    if fmt not in HEADER_FORMATS:
+        raise ImageDecodeError(f"{name}: unsupported image format {fmt} ({_SUPPORTED})")
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise _over_budget(name, width * height, f"the {fmt} header ({width} x {height})")
+
+
+def _probe_tiff(data: bytes, name: str) -> tuple[int, int] | None:
+    """(width, height) of a TIFF's first page from tifffile (float/multi-sample TIFFs Pillow cannot open)."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages.first
+            return int(page.imagewidth), int(page.imagelength)
+    except Exception:  # tifffile raises many types for corrupt files; the caller says "not readable"
+        return None
+
+
+def _read_file(path: Path, name: str) -> bytes:
+    """The bytes of a regular file (symlinks followed), at most MAX_FILE_BYTES; ImageDecodeError otherwise."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ImageDecodeError(f"{name}: cannot open file ({exc.strerror or exc})") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageDecodeError(f"{name}: is a folder, not an image file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageDecodeError(f"{name}: not a regular file (a device, pipe or socket)")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ImageDecodeError(f"{name}: the file is {info.st_size / 2**20:.0f} MB, over the limit of "
+                               f"{MAX_FILE_BYTES // 2**20} MB")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ImageDecodeError(f"{name}: cannot open file ({exc.strerror or exc})") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageDecodeError(f"{name}: the file is over the limit of {MAX_FILE_BYTES // 2**20} MB")
+    return data
 
 
 def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
-    """Decode a JPEG/PNG/BMP/TIFF/DICOM file (path or bytes) to an RGB uint8 array (H, W, 3)."""
+    """Decode a JPEG/PNG/BMP/TIFF/DICOM file (path or bytes) to an RGB uint8 array (H, W, 3).
+
+    Bounded (see the module docstring): any file that cannot be decoded safely raises ImageDecodeError."""
     if isinstance(source, (str, Path)):
         name = name or str(source)
-        try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise ImageDecodeError(f"{name}: cannot open file ({exc.strerror or exc})") from exc
+        data = _read_file(Path(source), name)
     else:
         data = bytes(source)
         name = name or "upload"
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageDecodeError(f"{name}: the file is over the limit of {MAX_FILE_BYTES // 2**20} MB")
     if not data:
         raise ImageDecodeError(f"{name}: the file is empty")
     if _is_dicom(data, name):
         return _decode_dicom(data, name)
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    _probe(data, name)
+    try:
+        array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        raise ImageDecodeError(f"{name}: cannot decode the image ({_first_line(exc)})") from exc
     if array is None:
-        raise ImageDecodeError(f"{name}: not a readable image (supported: JPEG, PNG, BMP, TIFF, DICOM)")
+        raise ImageDecodeError(f"{name}: not a readable image: corrupt or truncated ({_SUPPORTED})")
     if array.ndim == 3 and array.shape[2] == 3:
         array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
     elif array.ndim == 3 and array.shape[2] == 4:
