@@ -169,7 +169,8 @@ def test_legends_match_overlay_kinds():
     segments = np.repeat(np.arange(2), 8).reshape(4, 4)
     regions = make(False, {"segments": segments, "signed_map": np.where(segments == 0, -1.0, 1.0)})
     cases = {"heatmap": (heat, overlays.heatmap_overlay(scan, heat.map, 0.5)),
-             "signed": (signed, overlays.signed_overlay(scan, signed.map, 0.5)),
+             "signed": (signed, overlays.signed_overlay(scan, signed.map, 0.5, overlays.SIGNED_DISPLAY["smooth_sigma"],
+                                                        overlays.SIGNED_DISPLAY["clip_percentile"], False)),
              "regions": (regions, overlays.region_overlay(scan, regions.extras["signed_map"], 0.5, segments))}
     for kind, (explanation, expected) in cases.items():
         assert overlays.overlay_kind(explanation) == kind
@@ -194,8 +195,12 @@ def test_scan_metrics_and_comparison_frames(tiny_model_dir):
     results = {"Score-CAM": {"deletion_auc": MetricResult(0.123456, None, False),
                              "insertion_auc": MetricResult(0.7, None, True)}}
     frame = presentation.scan_metrics_frame(results, METRICS)
-    assert frame.loc["Score-CAM", "Deletion AUC (lower is better)"] == 0.1235
-    assert frame.loc["Score-CAM", "Insertion AUC (higher is better)"] == 0.7
+    assert frame.loc["Score-CAM", "Deletion AUC (lower is better)"] == "0.1235"
+    assert frame.loc["Score-CAM", "Insertion AUC (higher is better)"] == "0.7000"
+    saturated = MetricResult(0.99, None, True)
+    saturated.saturated = True
+    frame = presentation.scan_metrics_frame({"LIME": {"insertion_auc": saturated}}, METRICS)
+    assert frame.loc["LIME", "Insertion AUC (higher is better)"] == "saturated"
     card = load_card(tiny_model_dir)
     card.evaluation = EVALUATION
     other = load_card(tiny_model_dir)
