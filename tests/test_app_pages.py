@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from core.model.card import class_label, load_card
 from core.model.inference import classify
 from core.training import run_files as rf
-from core.training.registry import sample_scans
+from core.training.registry import sample_class, sample_scans
 from core.xai.evaluation import save_results
 from ui import state
 from ui.presentation import format_probability
@@ -61,7 +61,11 @@ def test_sample_scan_is_classified(app_env, tiny_model):
     assert f"{format_probability(expected.confidence)} probability" in _markdown(at)
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert sorted(chart["data"][0]["x"]) == pytest.approx(sorted(expected.probabilities.values()), abs=1e-6)
-    assert bool(at.warning) == (expected.confidence < 0.7)
+    from ui.trust_view import sample_disagreement, uncertainty_message
+
+    expected_warnings = [m for m in (uncertainty_message(expected),
+                                     sample_disagreement(sample_class(sample), expected)) if m]
+    assert [w.value for w in at.warning] == expected_warnings
 
 
 def test_several_uploads_give_a_table_and_csv(app_env, tiny_model):
@@ -164,7 +168,7 @@ def test_dashboard_renders_confusion_matrices(app_env, evaluated_model, monkeypa
     assert not at.exception, at.exception
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     heatmaps = [c for c in charts if c["data"][0]["type"] == "heatmap"]
-    assert len(heatmaps) == 3
+    assert len(heatmaps) == sum(s in evaluation for s in ("validation", "test", "test_unseen", "test_leakage_free"))
     assert heatmaps[1]["data"][0]["z"] == evaluation["test"]["confusion_matrix"]
     headline = at.dataframe[0].value
     assert headline.loc["Accuracy"].iloc[1].startswith(f"{evaluation['test']['accuracy']:.4f}")
