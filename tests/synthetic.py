@@ -20,12 +20,11 @@ def synthetic_scan(class_name: str, size: int, rng: np.random.Generator) -> np.n
     """A grayscale 'scan' (RGB uint8): noisy disc of brain, plus a bright blob for tumour classes."""
     yy, xx = np.mgrid[0:size, 0:size]
     c = (size - 1) / 2
-    # Every "head" has its own shape, position and texture, as real scans do: no two scans are near-duplicates
+    # Every "head" has its own position and texture, as real scans do: no two scans are near-duplicates
     # for the leakage audit (a 0.95 thumbnail correlation), so grouped splits keep them apart.
-    ry, rx = rng.uniform(0.36, 0.47, 2) * size
-    hy, hx = c + rng.uniform(-0.06, 0.06, 2) * size
-    brain = ((yy - hy) / ry) ** 2 + ((xx - hx) / rx) ** 2 < 1
-    texture = cv2.GaussianBlur(rng.normal(0, 40, (size, size)), (0, 0), size / 12)
+    hy, hx = c + rng.uniform(-0.05, 0.05, 2) * size
+    brain = ((yy - hy) ** 2 + (xx - hx) ** 2) < (0.45 * size) ** 2
+    texture = cv2.GaussianBlur(rng.normal(0, 200, (size, size)), (0, 0), size / 12)
     image = np.where(brain, 90.0 + texture, 5.0) + rng.normal(0, 8, (size, size))
     if BLOBS[class_name] is not None:
         radius, value = BLOBS[class_name]
