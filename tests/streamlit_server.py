@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("BRAINSCAN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -61,3 +63,25 @@ def streamlit_app(env: dict[str, str], log: IO[bytes] | IO[str], wait: bool = Tr
             process.wait(15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+BROWSER_MARKS = [pytest.mark.browser,
+                 pytest.mark.skipif(not CHROMIUM.exists(),
+                                    reason=f"Chromium not found at {CHROMIUM}: run .ci/browser-deps.sh "
+                                           "(apt-get install chromium)")]
+
+
+@pytest.fixture
+def server(evaluated_model, tmp_path):
+    """`streamlit run app.py` on a free localhost port, pointed at the tiny model, an empty runs folder and a fresh
+    audit store (the test module imports `evaluated_model` from tests/test_app_pages.py)."""
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    log = tmp_path / "streamlit.log"
+    env = {"BRAINSCAN_MODEL": str(evaluated_model), "BRAINSCAN_RUNS": str(tmp_path / "runs"),
+           "BRAINSCAN_STATE_DIR": str(tmp_path / "state"), "BRAINSCAN_DB_URL": ""}
+    with open(log, "wb") as out, streamlit_app(env, out, wait=False) as (url, process):
+        try:
+            wait_healthy(url, process, 60)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
+        yield url

@@ -8,36 +8,18 @@ from __future__ import annotations
 import csv
 import io
 
-import pytest
 from pypdf import PdfReader
 
 from core.io.images import read_image
 from core.training.registry import sample_scans
 from tests.dicom_builder import mr_slice
-from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, REPO, streamlit_app, wait_healthy
+from tests.streamlit_server import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, REPO, server  # noqa: F401 (server: fixture)
 from tests.test_app_pages import evaluated_model  # noqa: F401 (fixture)
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not CHROMIUM.exists(),
-                                 reason=f"Chromium not found at {CHROMIUM}: run .ci/browser-deps.sh "
-                                        "(apt-get install chromium)")]
+pytestmark = BROWSER_MARKS
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 TIMEOUT_MS = 120_000
 CASE = "CASE-E2E-7"
-
-
-@pytest.fixture
-def server(evaluated_model, tmp_path):
-    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    log = tmp_path / "streamlit.log"
-    env = {"BRAINSCAN_MODEL": str(evaluated_model), "BRAINSCAN_RUNS": str(tmp_path / "runs"),
-           "BRAINSCAN_STATE_DIR": str(tmp_path / "state"), "BRAINSCAN_DB_URL": ""}
-    with open(log, "wb") as out, streamlit_app(env, out, wait=False) as (url, process):
-        try:
-            wait_healthy(url, process, 60)
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
-        yield url
 
 
 def _series(folder):
