@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import data_arg, model_arg, progress_printer
-from core.data.discovery import PROTOCOLS
+from core.cli.common import data_arg, model_arg, progress_printer, split_args
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -51,9 +50,7 @@ def add_subcommands(sub: Any) -> None:
     p = sub.add_parser("calibrate", help="fit the input gate, temperature and conformal sets into the model folder")
     data_arg(p)
     model_arg(p)
-    p.add_argument("--protocol", default=None, choices=PROTOCOLS,
-                   help="validation split (default: the one the model was trained with, from its card)")
-    p.add_argument("--seed", type=int, default=42)
+    split_args(p)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--confidence", type=float, default=0.95, help="conformal coverage per class (default 0.95)")
     p.add_argument("--per-class", type=int, default=300, help="training scans per class the gate is fitted on")

@@ -35,3 +35,12 @@ def data_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
     env = os.environ.get("BRAINSCAN_DATA")
     p.add_argument("--data", default=env, required=required and env is None,
                    help="dataset root with Training/ and Testing/ (or BRAINSCAN_DATA)")
+
+
+def split_args(p: argparse.ArgumentParser) -> None:
+    """--protocol and --seed: which validation split (the card's by default) and its seed."""
+    from core.data.discovery import PROTOCOLS
+
+    p.add_argument("--protocol", default=None, choices=PROTOCOLS,
+                   help="validation split (default: the one the model was trained with, from its card)")
+    p.add_argument("--seed", type=int, default=42)

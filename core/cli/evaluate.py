@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import data_arg, model_arg, progress_printer
-from core.data.discovery import PROTOCOLS
+from core.cli.common import data_arg, model_arg, progress_printer, split_args
 
 PARTS = ("validation", "test", "test_unseen", "test_leakage_free")
 
@@ -101,9 +100,7 @@ def add_subcommands(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="metrics on validation, test, the strict unseen and the leakage-free test subsets")
     data_arg(p)
     model_arg(p)
-    p.add_argument("--protocol", default=None, choices=PROTOCOLS,
-                   help="validation split (default: the one the model was trained with, from its card)")
-    p.add_argument("--seed", type=int, default=42)
+    split_args(p)
     p.add_argument("--save", action="store_true", help="store the results in the model card")
     p.add_argument("--json", action="store_true")
     p.add_argument("--external", default=None,
