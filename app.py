@@ -1,13 +1,20 @@
 """BrainScan XAI: `streamlit run app.py`. Navigation, the shared sidebar and the research-use notice."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui.case import case_panel
 from ui.keras_session import keep_keras_kernels
+from ui.services import privacy_toggle
 from ui.sidebar import model_picker, training_launcher
 
-st.set_page_config(page_title="BrainScan XAI", page_icon=":material/neurology:", layout="wide")
+ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
+
+# The favicon is a file of ours: a ":material/...:" page icon makes the browser fetch it from Google's font host,
+# and the app must work offline (tests/test_browser_e2e.py checks that no request leaves localhost).
+st.set_page_config(page_title="BrainScan XAI", page_icon=str(ICON), layout="wide")
 keep_keras_kernels()
 
 # URL paths differ from the file names on purpose: a page hash equal to a `pages/` file's hash makes AppTest run
@@ -24,5 +31,6 @@ st.sidebar.markdown("### BrainScan XAI")
 st.sidebar.caption("Research use only — not a medical device.")
 case_panel()
 model_picker()
+privacy_toggle()
 training_launcher()
 page.run()

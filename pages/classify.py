@@ -24,7 +24,17 @@ from ui.case import (
 from ui.clinical import feedback_form, header_panel, report_section, series_view
 from ui.figures import probability_bars
 from ui.presentation import content_hash, format_probability, predictions_display, predictions_frame, results_title
-from ui.services import active_model, assess_cached, display_image, notice, sample_files, scans, selected_scan, set_scans
+from ui.services import (
+    active_model,
+    assess_cached,
+    display_image,
+    labels,
+    notice,
+    sample_files,
+    scans,
+    selected_scan,
+    set_scans,
+)
 from ui.trust_view import show_answer
 
 st.title("Classify a brain MRI slice")
@@ -33,8 +43,9 @@ uploader = state.uploads_key(st.session_state.get(state.UPLOAD_NONCE, 0))
 # on_change, not a comparison with the last upload: the user adding or removing (×) files replaces the case's
 # scans at once (never a stale result), while coming back from another page, where the uploader is re-created
 # empty, keeps them.
-st.file_uploader("Upload MRI slices — JPEG, PNG or DICOM (one or several files, a DICOM series, a multi-frame "
-                 "DICOM or a zip of a series)", type=["jpg", "jpeg", "png", "dcm", "dicom", "zip"],
+st.file_uploader("Upload MRI slices — JPEG, PNG, BMP, TIFF or DICOM (one or several files, a DICOM series, a "
+                 "multi-frame DICOM or a zip of a series)",
+                 type=["jpg", "jpeg", "png", "bmp", "tif", "tiff", "dcm", "dicom", "zip"],
                  accept_multiple_files=True, key=uploader,
                  on_change=lambda: take_uploads({f.name: f.getvalue() for f in st.session_state.get(uploader) or []}))
 
@@ -63,6 +74,7 @@ if not files:
         st.info("Upload a scan or choose a sample to see the model's prediction.")
     st.stop()
 
+shown = labels(failures)  # de-identified "Scan 1 (hash)" unless the sidebar's "Show file names" is on
 info = model_identity(entry, card)
 predictions: dict[str, Prediction] = {}
 series_result = None
@@ -72,7 +84,7 @@ if current_series() is not None:
 else:
     for name, data in files.items():
         try:
-            predictions[name] = assess_cached(entry.key, content_hash(data), entry, model, card, data, name)
+            predictions[name] = assess_cached(entry.key, content_hash(data), entry, model, card, data, shown[name])
         except BrainScanError as exc:
             failures[name] = str(exc)
             st.error(str(exc))
@@ -86,30 +98,31 @@ if series_result is not None:
     series_view(series_result)
 elif len(files) > 1 or failures:
     st.subheader(f"Results for {results_title(len(predictions), len(failures))}")
-    table = predictions_frame(predictions.values(), failures=failures)
+    table = predictions_frame(predictions.values(), failures={shown.get(n, n): r for n, r in failures.items()})
     st.dataframe(predictions_display(table), hide_index=True, width="stretch")
     st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "brainscan_results.csv",
                        "text/csv", key=state.DOWNLOAD_CSV)
     if st.session_state.get(state.SCAN) not in predictions:
         st.session_state[state.SCAN] = next(iter(predictions))
     if len(predictions) > 1:
-        st.selectbox("Details for", list(predictions), key=state.SCAN)
+        st.selectbox("Details for", list(predictions), key=state.SCAN, format_func=shown.get)
 
 name, data = selected_scan()
 if name not in predictions:
     name = next(iter(predictions))
     data = files[name]
 prediction = predictions[name]
-st.subheader(f"Result for {name}")
+label = shown[name]
+st.subheader(f"Result for {label}")
 left, right = st.columns([1, 1.3], gap="large")
-left.image(display_image(content_hash(data), data, name), caption=f"{name} · case {case_id()}", width="stretch",
-           alt=f"MRI scan {name}, " + (f"classified as {class_label(prediction.answer)}" if prediction.answer
+left.image(display_image(content_hash(data), data, label), caption=f"{label} · case {case_id()}", width="stretch",
+           alt=f"MRI scan {label}, " + (f"classified as {class_label(prediction.answer)}" if prediction.answer
                                         else "not classified (refused by the input gate)"))
 with left:
     header_panel(name)
 with right:
     if not prediction.refused:
-        st.caption(f"Predicted class for {name}" + (" (calibrated probability)" if prediction.calibrated else ""))
+        st.caption(f"Predicted class for {label}" + (" (calibrated probability)" if prediction.calibrated else ""))
         st.markdown(f"<span style='font-size:2.2rem;font-weight:600'>{class_label(prediction.predicted)}</span> "
                     f"&nbsp; <span style='font-size:1.2rem'>{format_probability(prediction.confidence)} probability</span>",
                     unsafe_allow_html=True)
@@ -119,6 +132,6 @@ with right:
     st.caption(f"Model: {entry.label} ({entry.source}) · input {card.image_size} px · "
                f"classified in {seconds:.2f} s")
     st.page_link("pages/explain.py", label="Why? See the explanations for this scan", icon=":material/visibility:")
-    feedback_form(name, data, prediction, list(card.class_names), info.sha256)
+    feedback_form(label, data, prediction, list(card.class_names), info.sha256)
 
-report_section(entry, model, card, predictions, series_result)
+report_section(entry, model, card, predictions, series_result, shown)

@@ -22,6 +22,7 @@ from ui.services import (
     display_image,
     expert_mask,
     explanation_cached,
+    labels,
     model_input,
     notice,
     options_key,
@@ -40,13 +41,15 @@ if selected_scan() is None:
     st.info("No scan yet: upload one or choose a sample on the Classify page.")
     st.page_link("pages/classify.py", label="Go to Classify", icon=":material/radiology:")
     st.stop()
+shown = labels()  # de-identified "Scan 1 (hash)" unless the sidebar's "Show file names" is on
 if len(scans()) > 1:
-    st.selectbox("Scan", list(scans()), key=state.SCAN)
+    st.selectbox("Scan", list(scans()), key=state.SCAN, format_func=shown.get)
 name, data = selected_scan()
+label = shown[name]
 scan_id = content_hash(data)
 try:
-    image = model_input(scan_id, card.image_size, data, name, card.crop)
-    prediction = classify_cached(entry.key, scan_id, model, card, data, name)
+    image = model_input(scan_id, card.image_size, data, label, card.crop)
+    prediction = classify_cached(entry.key, scan_id, model, card, data, label)
 except BrainScanError as exc:
     st.error(str(exc))
     st.stop()
@@ -56,7 +59,7 @@ target = st.selectbox("Explain the evidence for", classes, index=classes.index(p
                       format_func=lambda c: f"{class_label(c)} ({format_probability(prediction.probabilities[c])})"
                       + (" — predicted" if c == prediction.predicted else ""), key=state.EXPLAIN_CLASS)
 class_index = classes.index(target)
-st.caption(f"Explaining **{name}** (case {case_id()}): {class_label(prediction.predicted)} predicted.")
+st.caption(f"Explaining **{label}** (case {case_id()}): {class_label(prediction.predicted)} predicted.")
 
 
 toggles = st.columns(len(EXPLAINERS) + 1)
@@ -86,10 +89,18 @@ with st.status("Computing explanations…", expanded=False) as status:
         except BrainScanError as exc:
             st.error(f"{EXPLAINERS[method].label}: {exc}")
     total = sum(e.seconds for e in explanations.values())
-    status.update(label=f"Explanations ready ({total:.1f} s of computation)", state="complete")
+    if explanations:
+        status.update(label=f"Explanations ready ({total:.1f} s of computation)", state="complete")
+    else:
+        status.update(label="No explanation could be computed", state="error")
 record_explanations(entry, card, data, explanations)
 
-base = fit_for_display(display_image(scan_id, data, name))
+base = fit_for_display(display_image(scan_id, data, label))
+if not explanations:
+    st.image(base, caption=label, width=min(512, base.shape[1]))
+    st.warning("Every explanation method failed for this scan (the reasons are above). The prediction on the "
+               "Classify page is unaffected; try another scan or model.")
+    st.stop()
 overlays = {m: overlay_for(e, base, alpha, positive_only) for m, e in explanations.items()}
 if outline:
     overlays = {m: draw_outline(o, mask) for m, o in overlays.items()}
@@ -97,9 +108,9 @@ for column, (method, explanation) in zip(st.columns(len(overlays)), explanations
     spec = EXPLAINERS[method]
     with column:
         st.image(overlays[method], caption=f"{spec.label} · {explanation.seconds:.1f} s", width="stretch",
-                 alt=f"{spec.label} overlay for {class_label(target)} on {name}")
+                 alt=f"{spec.label} overlay for {class_label(target)} on {label}")
         st.markdown(legend_html(overlay_kind(explanation), class_label(target)), unsafe_allow_html=True)
-        overlay_download(method, spec.label, overlays[method], overlay_kind(explanation), class_label(target), name)
+        overlay_download(method, spec.label, overlays[method], overlay_kind(explanation), class_label(target), label)
         with st.expander("How to read it"):
             st.caption(spec.description)
             if overlay_kind(explanation) == "regions":
@@ -150,10 +161,14 @@ if st.session_state.get(state.MEASURE_FOR) == (entry.key, scan_id, class_index):
     results = {}
     with st.spinner("Measuring deletion, insertion, faithfulness and ROAD…"):
         for method, explanation in explanations.items():
-            results[EXPLAINERS[method].label] = scan_metrics_cached(
-                entry.key, scan_id, method, class_index, options_key(explanation.options), model, image,
-                explanation.map)
-    st.dataframe(scan_metrics_frame(results, METRICS), width="stretch")
+            try:
+                results[EXPLAINERS[method].label] = scan_metrics_cached(
+                    entry.key, scan_id, method, class_index, options_key(explanation.options), model, image,
+                    explanation.map)
+            except BrainScanError as exc:
+                st.error(f"Faithfulness of {EXPLAINERS[method].label}: {exc}")
+    if results:
+        st.dataframe(scan_metrics_frame(results, METRICS), width="stretch")
     left, right = st.columns(2)
     for column, metric in ((left, "deletion_auc"), (right, "insertion_auc")):
         curves = {label: r[metric].curve for label, r in results.items() if r.get(metric) and r[metric].curve}

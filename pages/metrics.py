@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.errors import BrainScanError
 from core.training.registry import history_for, key_numbers
 from core.xai.evaluation import load_results
 from core.xai.localisation import load_localisation
@@ -59,21 +60,29 @@ else:
                f"{TARGETS['leakage_free_macro_f1']:.0%}, macro AUC ≥ {TARGETS['macro_auc']}.")
 
     st.subheader("Confusion matrices")
-    normalised = st.segmented_control("Show", ["Counts", "Normalised by true class"], default="Counts",
-                                      key=state.CONFUSION_MODE) == "Normalised by true class"
-    splits = [s for s in ("validation", *TEST_SPLITS) if evaluation.get(s, {}).get("confusion_matrix")]
-    for column, split in zip(st.columns(len(splits)), splits):
-        with column:
-            st.plotly_chart(confusion_heatmap(evaluation[split]["confusion_matrix"], card.class_names, normalised,
-                                              f"{SPLIT_LABELS[split]} (n={evaluation[split].get('n')})"),
-                            key=f"confusion_{split}")
+    splits = [s for s in ("validation", *TEST_SPLITS) if isinstance(evaluation.get(s), dict)]
+    matrices = [s for s in splits if evaluation[s].get("confusion_matrix")]
+    if not matrices:
+        st.info("This model card holds no confusion matrix (re-run `python -m core evaluate --save` to add one).")
+    else:
+        normalised = st.segmented_control("Show", ["Counts", "Normalised by true class"], default="Counts",
+                                          key=state.CONFUSION_MODE) == "Normalised by true class"
+        for column, split in zip(st.columns(len(matrices)), matrices):
+            with column:
+                st.plotly_chart(confusion_heatmap(evaluation[split]["confusion_matrix"], card.class_names, normalised,
+                                                  f"{SPLIT_LABELS[split]} (n={evaluation[split].get('n')})"),
+                                key=f"confusion_{split}")
 
     st.subheader("Per class")
-    split = st.segmented_control("Split", splits, default="test" if "test" in splits else splits[0],
-                                 format_func=SPLIT_LABELS.get, key=state.PER_CLASS_SPLIT) or "test"
-    st.dataframe(per_class_frame(evaluation[split]), width="stretch")
-    if evaluation[split].get("roc"):
-        st.plotly_chart(roc_curves(evaluation[split]["roc"]), key="roc")
+    per_class = [s for s in splits if evaluation[s].get("per_class")]
+    if not per_class:
+        st.info("This model card holds no per-class results.")
+    else:
+        split = st.segmented_control("Split", per_class, default="test" if "test" in per_class else per_class[0],
+                                     format_func=SPLIT_LABELS.get, key=state.PER_CLASS_SPLIT) or per_class[0]
+        st.dataframe(per_class_frame(evaluation[split]), width="stretch")
+        if evaluation[split].get("roc"):
+            st.plotly_chart(roc_curves(evaluation[split]["roc"]), key="roc")
     audit = evaluation.get("audit", {})
     if audit.get("total"):
         st.caption(audit_text(audit))
@@ -100,10 +109,14 @@ else:
     st.info("No training history was saved with this model.")
 
 st.header("Explanations (XAI evaluation)")
-results = load_results(entry.path)
-if not results:
+try:
+    results = load_results(entry.path)
+except BrainScanError as exc:
+    st.error(f"The XAI evaluation of this model cannot be shown: {exc}")
+    results = False
+if results is None:
     st.info("No XAI evaluation for this model yet (the XAI evaluation writes xai_eval.json into the model folder).")
-else:
+elif results:
     baselines = [m.get("label", n) for n, m in results.get("methods", {}).items() if m.get("kind") == "baseline"]
     st.markdown(f"Mean over {results.get('n_images', '?')} test scans, 95% intervals. Baselines "
                 f"({', '.join(baselines) or 'none'}) show what a map with no knowledge of the model scores. "
@@ -115,11 +128,15 @@ else:
                "Near 0: the map depends on what the model learned; near 1: it would look the same for any model.")
 
 st.subheader("Do the maps point at the tumour?")
-localisation = load_localisation(entry.path)
-if not localisation:
+try:
+    localisation = load_localisation(entry.path)
+except BrainScanError as exc:
+    st.error(f"The localisation evaluation of this model cannot be shown: {exc}")
+    localisation = False
+if localisation is None:
     st.info("No localisation evaluation for this model yet (`python -m core xai-eval --localisation --n 300` writes "
             "xai_localisation.json into the model folder).")
-else:
+elif localisation:
     subset = st.radio("Scans", list(LOCALISATION_SUBSETS), format_func=LOCALISATION_SUBSETS.get, horizontal=True,
                       key=state.LOCALISATION_SUBSET)
     st.markdown(f"{localisation['summary'][subset]['n']} test tumour scans with expert masks; every method explains "

@@ -36,12 +36,13 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
-def png_bomb(width: int, height: int, complete: bool = True) -> bytes:
-    """A grey PNG of width x height zeros: a real, valid file (about 1 KB per 1 MP), or only its header."""
+def png_bomb(width: int, height: int, complete: bool = True, ramp: bool = False) -> bytes:
+    """A grey PNG of width x height zeros (or of a repeated horizontal ramp): a real, valid file of about
+    1 KB per megapixel, or only its header."""
     stream = b""
     if complete:
         compressor = zlib.compressobj(9)
-        row = b"\0" * (width + 1)
+        row = b"\0" + (bytes((np.arange(width) % 256).astype(np.uint8)) if ramp else b"\0" * width)
         rows = b"".join(compressor.compress(row * 64) for _ in range(height // 64))
         stream = rows + compressor.compress(row * (height % 64)) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
@@ -128,6 +129,7 @@ def _contents() -> dict[str, tuple[bytes, str | None]]:
         "bomb_bmp_30000x30000.bmp": (bmp_bomb(30000, 30000), BOMB),
         "bomb_dicom_100000_frames.dcm": (dicom(512, 512, frames=100000), BOMB),
         "bomb_dicom_65535x65535.dcm": (dicom(65535, 65535, pixels=b"\0\0" * 64), BOMB),
+        "large_valid_7000x7000.png": (png_bomb(7000, 7000, ramp=True), None),  # 49 MP: under the limit, decoded
         # values with no meaning
         "nan_float.tif": (float_tiff(nan), GATE),
         "inf_float_rgb.tif": (float_tiff(inf), GATE),

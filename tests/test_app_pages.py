@@ -14,7 +14,7 @@ from core.training import run_files as rf
 from core.training.registry import sample_class, sample_scans
 from core.xai.evaluation import save_results
 from ui import state
-from ui.presentation import format_probability
+from ui.presentation import format_probability, scan_labels
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 180
@@ -74,7 +74,10 @@ def test_several_uploads_give_a_table_and_csv(app_env, tiny_model):
     at.file_uploader(key=state.UPLOADS).set_value(files).run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value
-    assert list(table["file"]) == [f[0] for f in files]
+    assert list(table["file"]) == list(scan_labels({f[0]: f[1] for f in files}).values())
+    assert all(label.startswith("Scan ") for label in table["file"]), "file names are not shown by default"
+    csv = at.get("download_button")[0].proto
+    assert csv.label == "Download results (CSV)"
     expected = classify(*tiny_model, sample_scans()[1])
     assert table.loc[1, "prediction"] == class_label(expected.predicted)
     assert table.loc[1, "confidence"] == format_probability(expected.confidence)
@@ -85,6 +88,9 @@ def test_unreadable_upload_shows_an_error_not_a_traceback(app_env):
     at = _app()
     at.file_uploader(key=state.UPLOADS).set_value(("broken.png", b"not an image", "image/png")).run()
     assert not at.exception
+    assert any(e.value.startswith("Scan 1 (") and "not a readable image" in e.value for e in at.error)
+    assert not any("broken.png" in e.value for e in at.error), "the file name is hidden unless asked for"
+    at.sidebar.toggle(key=state.SHOW_FILE_NAMES).set_value(True).run()
     assert any("broken.png" in e.value for e in at.error)
 
 

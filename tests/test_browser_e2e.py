@@ -7,6 +7,10 @@ installs Chromium.
 """
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+import pytest
+
 from core.model.card import class_label
 from core.model.inference import classify
 from core.training.registry import sample_scans
@@ -31,6 +35,8 @@ def test_upload_classify_explain_in_chromium(server, tiny_model):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2200})
         page.set_default_timeout(TIMEOUT_MS)
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
         try:
             page.goto(server)
             expect(page.get_by_text("Classify a brain MRI slice")).to_be_visible()
@@ -61,5 +67,9 @@ def test_upload_classify_explain_in_chromium(server, tiny_model):
             page.wait_for_timeout(1000)
             page.screenshot(path=str(SCREENSHOTS / "3-metrics.png"), full_page=True)
             assert page.get_by_text("Traceback").count() == 0
+            external = sorted({u for u in requests if urlsplit(u).scheme in ("http", "https", "ws", "wss")
+                               and urlsplit(u).hostname not in ("localhost", "127.0.0.1")})
+            assert external == [], f"the app made requests off this machine (it must work offline): {external}"
+            assert any(u.endswith(".png") or "favicon" in u or "icon" in u for u in requests), requests
         finally:
             browser.close()

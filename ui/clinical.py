@@ -94,8 +94,9 @@ def feedback_form(name: str, data: bytes, prediction: Prediction, classes: list[
 
 
 def report_section(entry: Any, model: Any, card: ModelCard, predictions: dict[str, Prediction],
-                   series_result: SeriesResult | None = None) -> None:
-    """Build the case report (PDF) from the scans on screen, with the chosen overlays; then download it."""
+                   series_result: SeriesResult | None = None, shown: dict[str, str] | None = None) -> None:
+    """Build the case report (PDF) from the scans on screen, with the chosen overlays; then download it.
+    `shown` maps file names to the labels the report uses (the de-identified ones by default)."""
     st.subheader("Case report (PDF)")
     methods = st.multiselect("Overlays in the report", list(EXPLAINERS), default=list(EXPLAINERS),
                              format_func=lambda m: EXPLAINERS[m].label, key=state.REPORT_METHODS)
@@ -134,7 +135,7 @@ def report_section(entry: Any, model: Any, card: ModelCard, predictions: dict[st
                                                       explanations[method].map)
                         faithfulness[method] = {METRICS[m].label: float(r.value) for m, r in results.items()}
                 report.scans.append(report_scan(
-                    name, scan_sha256(data), display_image(content_hash(data), data, name),
+                    (shown or {}).get(name, name), scan_sha256(data), display_image(content_hash(data), data, name),
                     prediction.probabilities, explanations, names, faithfulness=faithfulness,
                     header=(st.session_state.get(state.HEADERS) or {}).get(name)))
             if series_result is not None:

@@ -34,6 +34,22 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+def scan_label(position: int, data: bytes, name: str, show_name: bool = False) -> str:
+    """How a scan is named on screen and in exports: 'Scan 2 (3fa2c1)' (upload position and a short content
+    hash) by default, because file names often hold patient names; the file name only when asked for."""
+    return name if show_name else f"Scan {position} ({content_hash(data)[:6]})"
+
+
+def scan_labels(files: dict[str, bytes], show_names: bool = False, unread: Iterable[str] = ()) -> dict[str, str]:
+    """{file name: label} for the scans of a session, numbered in upload order; files that could not be read
+    (`unread`, no content to hash) follow as 'File 3 (not read)'."""
+    labels = {name: scan_label(i, data, name, show_names) for i, (name, data) in enumerate(files.items(), 1)}
+    for name in unread:
+        if name not in labels:
+            labels[name] = name if show_names else f"File {len(labels) + 1} (not read)"
+    return labels
+
+
 def format_probability(p: float) -> str:
     """A probability as a percentage that never claims certainty: '>99.9%', '<0.1%', '87.3%'."""
     if p >= 0.9995:

@@ -5,6 +5,7 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,12 @@ from core.model.trust import Trust, load_trust
 from core.training.launcher import runs_root
 from core.training.registry import ModelEntry, list_models, sample_scans
 from ui import state
+from ui.presentation import fit_for_display, scan_labels
 
 NOTICE = ("**Research use only — not a medical device.** Predictions and explanations support, "
           "and never replace, a radiologist's reading.")
 WARM_UP_THREAD = "brainscan-warm-up"
+DISPLAY_SIDE = 1024  # longest side of a cached display image
 
 _LOG = logging.getLogger("brainscan.app")
 if not _LOG.handlers:
@@ -119,8 +122,9 @@ def model_input(scan_hash: str, image_size: int, data: bytes, name: str, crop: s
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def display_image(scan_hash: str, data: bytes, name: str) -> np.ndarray:
-    """The scan decoded at full resolution (RGB uint8), for display."""
-    return read_image(data, name)
+    """The scan for display (RGB uint8), shrunk to at most DISPLAY_SIDE pixels before it is cached: the cache
+    holds up to 64 scans, and full-resolution ones would keep hundreds of megabytes of server memory."""
+    return fit_for_display(read_image(data, name), DISPLAY_SIDE)
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -200,6 +204,23 @@ def set_scans(files: dict[str, bytes], selected: str | None = None) -> None:
     """Replace the session's scans and select one (the first by default)."""
     st.session_state[state.SCANS] = dict(files)
     st.session_state[state.SCAN] = selected or next(iter(files), None)
+
+
+def show_file_names() -> bool:
+    """Whether the user chose to see real file names (the sidebar's toggle; off by default)."""
+    return bool(st.session_state.get(state.SHOW_FILE_NAMES, False))
+
+
+def labels(unread: Iterable[str] = ()) -> dict[str, str]:
+    """{file name: what the app shows and exports for it} for this session's scans (and `unread` files)."""
+    return scan_labels(scans(), show_file_names(), unread)
+
+
+def privacy_toggle() -> None:
+    """The sidebar switch between de-identified scan labels (default) and real file names."""
+    st.sidebar.toggle("Show file names", value=False, key=state.SHOW_FILE_NAMES,
+                      help="Off: scans are shown and exported as 'Scan 1 (hash)', because file names often hold "
+                           "patient names. Files are kept in this browser session's memory only, never on disk.")
 
 
 def selected_scan() -> tuple[str, bytes] | None:

@@ -9,6 +9,7 @@ LAUNCHER_UNLOCKED = "launcher_unlocked"     # the password this session unlocked
 LAUNCHER_ATTEMPTS = "launcher_attempts"     # the session's AttemptLimiter (failed passwords, lock-out)
 LAUNCHER_MESSAGE = "launcher_message"       # why the last password attempt was refused
 LAUNCH_POLLING = "launch_polling"
+SHOW_FILE_NAMES = "show_file_names"   # the sidebar toggle: real file names instead of "Scan 1 (hash)"; off
 
 # Widgets
 UPLOADS = "uploads"

@@ -26,7 +26,10 @@ _FORWARD: "weakref.WeakKeyDictionary[Any, Callable]" = weakref.WeakKeyDictionary
 
 
 def _forward(model: Any) -> Callable:
-    """The model's inference call traced once for any batch size (eager Keras calls are ~10x slower on CPU)."""
+    """The model's inference call traced once for any batch size (eager Keras calls are ~10x slower on CPU).
+
+    Cached per model in a WeakKeyDictionary whose value holds only a weak reference to the model: a
+    closure over the model itself would keep the key alive, and an evicted model would never be freed."""
     fn = _FORWARD.get(model)
     if fn is None:
         import keras
@@ -36,9 +39,22 @@ def _forward(model: Any) -> Callable:
         import tensorflow as tf
 
         spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-        fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        fn = tf.function(weak_call(model), input_signature=[spec])
         _FORWARD[model] = fn
     return fn
+
+
+def weak_call(model: Any) -> Callable:
+    """`model(x, training=False)` through a weak reference (for functions cached per model)."""
+    ref = weakref.ref(model)
+
+    def call(x: Any) -> Any:
+        target = ref()
+        if target is None:  # only reachable if a cached function outlived its model: a bug, not user input
+            raise RuntimeError("the model of this cached function has been freed")
+        return target(x, training=False)
+
+    return call
 
 
 def forward(model: Any, batch: np.ndarray) -> np.ndarray:

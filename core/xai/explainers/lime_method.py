@@ -20,8 +20,7 @@ count that keeps LIME >= 3x faster than lime's defaults (1000 samples in batches
 """
 from __future__ import annotations
 
-import contextlib
-import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,9 +84,18 @@ def _hidden_fill(image: np.ndarray, hide: str) -> tuple[float | None, np.ndarray
     return HIDDEN, cv2.GaussianBlur(np.asarray(image, np.float32), (0, 0), sigma)
 
 
+def _no_progress_bar(iterable: Iterable, *args: Any, **kwargs: Any) -> Iterable:
+    """Stands in for `tqdm` inside `lime.lime_image` only (lime 0.2 has no switch for its progress bar).
+
+    Replacing lime's module-level name is thread-safe and touches nothing else; redirecting sys.stderr
+    instead is process-wide, and two overlapping LIME runs then left it pointing at a dead buffer."""
+    return iterable
+
+
 def run(model: Any, image: np.ndarray, class_index: int, options: Options) -> tuple[np.ndarray, str, dict]:
     from lime import lime_image
 
+    lime_image.tqdm = _no_progress_bar  # lime 0.2 always draws a tqdm bar on stderr; see _no_progress_bar
     num_samples, batch_size, seed = options.num_samples, options.batch_size, options.seed
     segments = segment(image, options.n_segments, float(options.compactness), options.head_only)
     hide_color, fill = _hidden_fill(image, options.hide)
@@ -98,11 +106,10 @@ def run(model: Any, image: np.ndarray, class_index: int, options: Options) -> tu
         return predict_proba(model, batch, batch_size)
 
     explainer = lime_image.LimeImageExplainer(random_state=seed)
-    with contextlib.redirect_stderr(io.StringIO()):  # lime 0.2 always draws a tqdm bar
-        result = explainer.explain_instance(
-            image.astype(np.float64), classify, labels=(class_index,), hide_color=hide_color,
-            top_labels=None, num_samples=num_samples, batch_size=min(num_samples, 256),
-            segmentation_fn=lambda _: segments, random_seed=seed)
+    result = explainer.explain_instance(
+        image.astype(np.float64), classify, labels=(class_index,), hide_color=hide_color,
+        top_labels=None, num_samples=num_samples, batch_size=min(num_samples, 256),
+        segmentation_fn=lambda _: segments, random_seed=seed)
     weights = np.zeros(int(segments.max()) + 1, np.float32)
     for feature, weight in result.local_exp[class_index]:
         weights[feature] = weight

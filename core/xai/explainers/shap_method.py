@@ -20,6 +20,8 @@ The per-class gradients shap would trace one by one (seconds each) share one tra
 """
 from __future__ import annotations
 
+import importlib
+import sys
 import threading
 import warnings
 import weakref
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ExplainError
+from core.model.inference import weak_call as _weak_call
 from core.xai.explainers.background import fallback_background
 from core.xai.options import int_at_least, one_of
 
@@ -62,6 +65,8 @@ DEEP_UNSUPPORTED_LAYERS = {
                        "('gradient registry has no entry for: shap_DepthwiseConv2dNative')",
 }
 
+# Per model: {batch size: GradientExplainer}. Weakly keyed, and no value refers to the model strongly, so an
+# evicted model is freed (tests/test_model_caches.py).
 _GRADIENT: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 # shap explainers are not thread-safe (ours swap their background in; DeepExplainer patches TF's gradient
 # registry while it runs) and the app explains from several threads (sessions, the warm-up): one at a time.
@@ -94,9 +99,23 @@ def _background(image: np.ndarray, background: Any) -> tuple[np.ndarray, str]:
     return background, f"background: {len(background)} training images"
 
 
-def _deep(model: Any, image: np.ndarray, class_index: int, background: np.ndarray) -> np.ndarray:
-    import shap
+def _import_shap() -> Any:
+    """`shap`, imported on a helper thread the first time.
 
+    On import shap records the ImportErrors of its optional parts (GPU extension, pyspark) with their
+    tracebacks; a traceback keeps every calling frame alive, and the callers here hold the model, which
+    then could never be freed. A fresh thread's stack holds nothing."""
+    if "shap" not in sys.modules:
+        loader = threading.Thread(target=importlib.import_module, args=("shap",), name="import-shap")
+        loader.start()
+        loader.join()
+    import shap  # raises here, in the caller, if the import failed
+
+    return shap
+
+
+def _deep(model: Any, image: np.ndarray, class_index: int, background: np.ndarray) -> np.ndarray:
+    shap = _import_shap()
     explainer = shap.DeepExplainer(model, background)
     values = explainer.shap_values(image[None], check_additivity=False)
     return np.asarray(values)[0, ..., class_index]
@@ -110,12 +129,13 @@ def class_gradients(model: Any, num_classes: int) -> list[Callable]:
     import tensorflow as tf
 
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    call = _weak_call(model)  # these functions are cached per model: they must not keep it alive
 
     @tf.function(input_signature=[spec, tf.TensorSpec((), tf.int32)])
     def gradient(x: Any, index: Any) -> Any:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x)
-            score = tf.gather(model(x, training=False), index, axis=1)
+            score = tf.gather(call(x), index, axis=1)
         return tape.gradient(score, x)
 
     return [lambda inputs, i=i: [gradient(inputs[0], tf.constant(i, tf.int32))] for i in range(num_classes)]
@@ -126,13 +146,15 @@ def _gradient(model: Any, image: np.ndarray, class_index: int, background: np.nd
     """Expected gradients for one class. One explainer per model and batch size is kept and its
     background swapped in (`explainer.explainer.data`), because every new GradientExplainer traces
     the model's gradient again (seconds on EfficientNet); its per-class gradients share one trace."""
-    import shap
+    shap = _import_shap()
 
     per_model = _GRADIENT.setdefault(model, {})
     explainer = per_model.get(batch_size)
     if explainer is None:
         explainer = shap.GradientExplainer(model, background, batch_size=batch_size)
         explainer.explainer.gradients = class_gradients(model, len(explainer.explainer.gradients))
+        # shap keeps the model to score inputs; a weak caller instead, or the cache would keep it alive
+        explainer.explainer.model = _weak_call(model)
         per_model[batch_size] = explainer
     explainer.explainer.data = [background]
     state = np.random.get_state()
