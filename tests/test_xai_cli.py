@@ -121,3 +121,13 @@ def test_folder_options_give_shap_the_cached_background_only(tiny_model_dir, tmp
     assert folder_options("scorecam", model_dir, TINY_SIZE) == folder_options("lime", model_dir, TINY_SIZE) == {}
     with pytest.raises(ExplainError, match="delete it to rebuild"):
         folder_options("shap", model_dir, TINY_SIZE * 2)
+
+
+@pytest.mark.parametrize("out, message", [("overlay", "ending in"), ("overlay.svg", "ending in"),
+                                          ("missing/overlay.png", "does not exist")])
+def test_explain_out_without_an_image_extension_is_a_clear_error(tiny_model_dir, scan, tmp_path, capsys, out,
+                                                                 message):
+    assert main(["explain", str(scan), "--model", str(tiny_model_dir), "--out", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out") and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / out).exists()

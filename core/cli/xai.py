@@ -12,6 +12,8 @@ from typing import Any
 from core.cli.common import data_arg, model_arg, progress_printer
 from core.errors import ExplainError
 
+OUT_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+
 
 def _resolve_class(value: str | None, class_names: list[str]) -> int | None:
     if value is None:
@@ -40,6 +42,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     stems = [Path(f).stem for f in files]
     if args.save_maps and len(set(stems)) < len(stems):
         raise ExplainError("--save-maps names each map after its file; two files share a name stem")
+    if args.out:
+        _check_out(Path(args.out))
     save_dir = Path(args.save_maps) if args.save_maps else None
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
@@ -56,8 +60,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
             np.save(saved, np.asarray(result.map, np.float32))
         if args.out:
             picture = side_by_side(image.astype("uint8"), overlay_for(result, image.astype("uint8")))
-            if not cv2.imwrite(str(args.out), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
-                raise ExplainError(f"cannot write {args.out} (use a .png path in an existing folder)")
+            try:
+                written = cv2.imwrite(str(args.out), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+            except cv2.error as exc:
+                raise ExplainError(f"cannot write {args.out} ({str(exc).strip().splitlines()[-1]})") from exc
+            if not written:
+                raise ExplainError(f"cannot write {args.out} (use a .png path in an existing, writable folder)")
         summary = {"file": file, "method": result.method, "class_index": result.class_index,
                    "class_name": card.class_names[result.class_index], "seconds": round(result.seconds, 3),
                    "signed": result.signed, "map": result.stats(), "note": result.note, "out": args.out}
@@ -70,6 +78,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
                   f"{result.note}" + (f"; overlay: {args.out}" if args.out else "")
                   + (f"; map: {saved}" if saved else ""))
     return 0
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an --out path that cannot hold the overlay picture, before the explanation is computed."""
+    if out.suffix.lower() not in OUT_SUFFIXES:
+        raise ExplainError(f"--out {out}: the overlay is an image; give a file name ending in "
+                           f"{' or '.join(sorted(OUT_SUFFIXES))} (e.g. {out.with_suffix('.png').name})")
+    if not out.parent.is_dir():
+        raise ExplainError(f"--out {out}: the folder {out.parent} does not exist")
 
 
 def cmd_xai_eval(args: argparse.Namespace) -> int:
