@@ -91,8 +91,13 @@ def discover_for_model(root: str | Path, class_names: list[str], splits: Iterabl
 
 
 def file_hash(path: Path) -> str:
-    """MD5 of the file bytes: the identity used for exact-duplicate grouping."""
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+    """MD5 of the file bytes: the identity used for exact-duplicate grouping (read in 1 MB chunks, so a huge
+    file in a data folder costs time, not memory)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _stratified_group_split(samples: list[Sample], fraction: float, seed: int,
