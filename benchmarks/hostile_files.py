@@ -1,6 +1,6 @@
 """Run `python -m core predict` on every file of the hostile corpus under `/usr/bin/time -v`.
 
-    python benchmarks/hostile_files.py [--model DIR] [--keep DIR] [--json OUT]
+    python benchmarks/hostile_files.py [--model DIR] [--keep DIR] [--json OUT] [--jobs N]
 
 Prints a Markdown table: file, exit code, the CLI's message (its one `error:` line, or the prediction),
 peak resident memory (MB) of the whole process (Python + TensorFlow + model + decoding), and whether a
@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,23 +48,31 @@ def main() -> int:
     parser.add_argument("--model", help="model folder (default: the CLI's default, the bundled model)")
     parser.add_argument("--keep", help="write the corpus here instead of a temporary folder")
     parser.add_argument("--json", help="also write the rows as JSON")
+    parser.add_argument("--skip", help="comma-separated file names to leave out (e.g. measured in an earlier run)")
+    parser.add_argument("--jobs", type=int, default=1, help="CLI processes at once (peak RSS is still per process)")
     args = parser.parse_args()
     if not Path("/usr/bin/time").exists():
         sys.exit("needs GNU time at /usr/bin/time (apt-get install time)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.keep or tmp)
         expected = write_corpus(folder)
+        skip = set(filter(None, (args.skip or "").split(",")))
+        expected = {n: r for n, r in expected.items() if n not in skip}
+        results = {}
+        with ThreadPoolExecutor(args.jobs) as pool:  # one process per file either way: RSS is per process
+            futures = {pool.submit(run_one, folder / n, args.model): n for n in expected}
+            for future in as_completed(futures):
+                row = results[futures[future]] = future.result()
+                print(json.dumps(row), file=sys.stderr, flush=True)
         rows = []
         for name, reason in expected.items():
-            row = run_one(folder / name, args.model)
+            row = results[name]
             row["expected"] = reason or "classified"
             row["ok"] = (not row["traceback"] and row["peak_rss_mb"] is not None and row["peak_rss_mb"] < LIMIT_MB
                          and ((reason is None and row["exit_code"] == 0)
                               or (reason is not None and row["exit_code"] == 1 and row["error_lines"] == 1
                                   and reason in row["message"])))
             rows.append(row)
-            print(f"{name}: exit {row['exit_code']}, {row['peak_rss_mb']} MB, {row['message'][:90]}",
-                  file=sys.stderr, flush=True)
     print("| file | exit | message | peak RSS (MB) |\n|---|---:|---|---:|")
     for row in rows:
         message = row["message"].replace("|", "\\|")
