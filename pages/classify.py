@@ -115,9 +115,12 @@ prediction = predictions[name]
 label = shown[name]
 st.subheader(f"Result for {label}")
 left, right = st.columns([1, 1.3], gap="large")
-left.image(display_image(content_hash(data), data, label), caption=f"{label} · case {case_id()}", width="stretch",
-           alt=f"MRI scan {label}, " + (f"classified as {class_label(prediction.answer)}" if prediction.answer
-                                        else "not classified (refused by the input gate)"))
+try:
+    left.image(display_image(content_hash(data), data, label), caption=f"{label} · case {case_id()}", width="stretch",
+               alt=f"MRI scan {label}, " + (f"classified as {class_label(prediction.answer)}" if prediction.answer
+                                            else "not classified (refused by the input gate)"))
+except BrainScanError as exc:  # e.g. a DICOM without pixels: the gate refused it before decoding
+    left.info(f"No picture to show: {exc}")
 with left:
     header_panel(name)
 with right:

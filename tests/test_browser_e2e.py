@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import pytest
-
 from core.model.card import class_label
 from core.model.inference import classify
 from core.training.registry import sample_scans

@@ -20,7 +20,8 @@ from core.report.model_info import ModelInfo, model_info
 from core.store.audit import AuditStore
 from core.store.cases import new_case_id, sha256_bytes, validate_case_id
 from ui import state
-from ui.services import set_scans
+from ui.presentation import scan_labels
+from ui.services import set_scans, show_file_names
 
 
 def session_id() -> str:
@@ -119,17 +120,26 @@ def prediction_record(prediction: Prediction) -> dict[str, Any]:
     return record
 
 
+def _deidentified(text: str, labels: dict[str, str]) -> str:
+    """`text` with every file name in `labels` replaced by its label (longest names first)."""
+    for name in sorted(labels, key=len, reverse=True):
+        text = text.replace(name, labels[name])
+    return text
+
+
 def take_uploads(files: dict[str, bytes]) -> None:
     """Replace the case's scans with an upload: a DICOM series (several DICOMs, a multi-frame file, a zip)
     becomes its ordered slices; other files stay as they are. Unusable files are kept with their reason."""
     failures: dict[str, str] = {}
     series = None
     headers: dict[str, dict[str, str]] = {}
+    uploaded = dict(files)
     try:
         files = expand_archives(files)
     except CaseError as exc:
         failures["upload"] = str(exc)
         files = {}
+    expanded = files
     dicoms = {n: d for n, d in files.items() if is_dicom(d)}
     multiframe = False
     if len(dicoms) == 1:
@@ -152,6 +162,9 @@ def take_uploads(files: dict[str, bytes]) -> None:
                 headers[name] = header_of(data, name)
             except BrainScanError:
                 pass  # the classification shows why the file cannot be read
+    if not show_file_names():  # a reason quotes the file's name: name it as the rest of the page does
+        shown = {**scan_labels(expanded), **scan_labels(uploaded)}
+        failures = {key: _deidentified(reason, shown) for key, reason in failures.items()}
     set_scans(files)
     if series is not None:
         st.session_state[state.SCAN] = None  # the series view then shows its most suspicious slice first

@@ -101,7 +101,7 @@ def _as_rgb(array: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _dicom_pixels(ds: object, name: str) -> int:
+def dicom_pixel_budget(ds: object, name: str) -> int:
     """Pixels the DICOM header declares (frames x rows x columns x samples), or ImageDecodeError."""
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise ImageDecodeError(f"{name}: the DICOM file holds no image (no pixel data; e.g. a report or structured "
@@ -231,7 +231,7 @@ def _decode_dicom(data: bytes, name: str) -> np.ndarray:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except Exception as exc:  # pydicom raises many types for corrupt files
         raise ImageDecodeError(f"{name}: not a readable DICOM file ({type(exc).__name__}: {_first_line(exc)})") from exc
-    _dicom_pixels(ds, name)  # the budget, before any pixel is decoded
+    dicom_pixel_budget(ds, name)  # the budget, before any pixel is decoded
     try:
         pixels = ds.pixel_array
         photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from core.errors import CaseError, ImageDecodeError
-from core.io.images import read_image
+from core.io.images import dicom_pixel_budget, read_image
 
 MAX_ARCHIVE_MEMBERS = 2000
 MAX_ARCHIVE_BYTES = 1 << 30  # 1 GiB uncompressed in all
@@ -220,12 +220,15 @@ def load_series(files: dict[str, bytes]) -> Series:
     entries: list[tuple[np.ndarray, float | None, int | None]] = []
     if multi:
         name, _, ds = datasets[0]
+        dicom_pixel_budget(ds, name)  # refused from the header, before any pixel is decoded
+        declared = int(ds.get("NumberOfFrames", 1) or 1)
+        if declared > MAX_SLICES:
+            raise CaseError(f"{name}: {declared} frames; at most {MAX_SLICES} are accepted")
         try:
             frames = ds.pixel_array
         except Exception as exc:  # pydicom raises many types for compressed or corrupt data
-            raise ImageDecodeError(f"{name}: cannot read DICOM pixel data ({exc})") from exc
-        if len(frames) > MAX_SLICES:
-            raise CaseError(f"{name}: {len(frames)} frames; at most {MAX_SLICES} are accepted")
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ImageDecodeError(f"{name}: cannot read DICOM pixel data ({message})") from exc
         normal = _normal(ds)
         positions = _frame_positions(ds, len(frames))
         for i, frame in enumerate(frames):
