@@ -16,6 +16,14 @@ from ui import state
 from ui.presentation import format_probability, predictions_frame, results_title
 
 
+def _named_app():
+    """The app with "Show file names" on: these tests follow scans by their file names (the de-identified
+    default is tested in tests/test_hostile_files.py and test_deidentified_labels_by_default below)."""
+    at = _app()
+    at.sidebar.toggle(key=state.SHOW_FILE_NAMES).set_value(True).run()
+    return at
+
+
 def _subheaders(at) -> list[str]:
     return [s.value for s in at.subheader]
 
@@ -33,7 +41,7 @@ def _series_files() -> list[tuple[str, bytes, str]]:
 
 
 def test_removing_uploads_leaves_no_stale_result_or_error(app_env):
-    at = _app()
+    at = _named_app()
     good = sample_scans()[0]
     at.file_uploader(key=state.UPLOADS).set_value([(good.name, good.read_bytes(), "image/jpeg"),
                                                    ("broken.png", b"not an image", "image/png")]).run()
@@ -50,7 +58,7 @@ def test_removing_uploads_leaves_no_stale_result_or_error(app_env):
 
 
 def test_sample_replaces_uploads_and_result_names_its_scan(app_env, tiny_model):
-    at = _app()
+    at = _named_app()
     uploaded = sample_scans()[:2]
     at.file_uploader(key=state.UPLOADS).set_value(_files(uploaded)).run()
     assert list(at.dataframe[0].value["file"]) == [p.name for p in uploaded]
@@ -111,7 +119,7 @@ def test_theme_is_not_forced():
 
 
 def test_series_feedback_report_and_audit(app_env, tiny_model):
-    at = _app()
+    at = _named_app()
     at.sidebar.text_input(key=state.CASE_INPUT).set_value("CASE-SERIES").run()
     at.file_uploader(key=state.UPLOADS).set_value(_series_files()).run()
     assert not at.exception, at.exception
@@ -168,10 +176,26 @@ def test_series_feedback_report_and_audit(app_env, tiny_model):
 
 
 def test_replacing_scans_replaces_results(app_env, tiny_model):
-    at = _app()
+    at = _named_app()
     first, second = sample_scans()[:2], sample_scans()[2:4]
     at.file_uploader(key=state.UPLOADS).set_value(_files(first)).run()
     at.file_uploader(key=state.UPLOADS).set_value(_files(second)).run()
     assert not at.exception, at.exception
     assert list(at.dataframe[0].value["file"]) == [p.name for p in second]
     assert _subheaders(at)[1] == f"Result for {second[0].name}"
+
+
+def test_deidentified_labels_by_default(app_env):
+    """Without the toggle, no file name reaches the page, the table or the CSV: 'Scan N (hash)' instead."""
+    at = _app()
+    uploaded = sample_scans()[:2]
+    at.file_uploader(key=state.UPLOADS).set_value(_files(uploaded) + [("Doe_John.png", b"not an image",
+                                                                         "image/png")]).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert [f.split(" (")[0] for f in table["file"]] == ["Scan 1", "Scan 2", "Scan 3"]
+    shown = " ".join([*map(str, table["file"]), *table.get("error", []), *(e.value for e in at.error),
+                      *_subheaders(at), *(c.value for c in at.caption)])
+    assert not any(name in shown for name in [p.name for p in uploaded] + ["Doe_John"])
+    assert "Doe_John" not in str(at.main)  # (the sample buttons name the public samples on purpose)
+    assert any(s.startswith("Result for Scan ") for s in _subheaders(at))

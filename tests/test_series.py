@@ -5,6 +5,7 @@ import io
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pydicom
 import pytest
@@ -125,3 +126,18 @@ def test_series_of_real_scans_is_classified_in_one_batch_like_single_files(real_
     assert result.suspicion == pytest.approx(1 - result.probabilities[:, normal])
     assert result.ranking[0] == int(np.argmax(result.suspicion))
     assert f"at slice {result.top + 1} of 3" in result.summary() and "1 − P(No tumour)" in result.summary()
+
+
+def test_series_slices_go_through_the_input_gate(tiny_model, rng):
+    """A CT series is refused by its Modality; a blank slice in an MR series is refused and counts 0."""
+    model, card = tiny_model
+    slices = [np.repeat(rng.integers(0, 256, (48, 48, 1), dtype=np.uint8), 3, axis=2) for _ in range(3)]
+    ct = classify_series(model, card, slices, modality="CT")
+    assert ct.refused == [0, 1, 2] and not ct.suspicion.any()
+    assert ct.summary().startswith("Not classified: the input gate refused all 3 slices")
+    blank = [slices[0], np.zeros_like(slices[1]), slices[2]]
+    mr = classify_series(model, card, blank, modality="MR")
+    assert mr.refused == [1] and mr.suspicion[1] == 0 and mr.top != 1
+    assert "refused 1 of 3 slices (slice 2)" in mr.summary()
+    single = classify(model, card, cv2.imencode(".png", slices[0])[1].tobytes(), "one.png")
+    assert mr.predictions[0].probabilities == pytest.approx(single.probabilities, abs=1e-5)

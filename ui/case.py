@@ -6,6 +6,7 @@ classification, explanation, report and feedback is recorded once per session in
 """
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -21,7 +22,7 @@ from core.store.audit import AuditStore
 from core.store.cases import new_case_id, sha256_bytes, validate_case_id
 from ui import state
 from ui.presentation import scan_labels
-from ui.services import set_scans, show_file_names
+from ui.services import set_scans, show_file_names, trust_for
 
 
 def session_id() -> str:
@@ -180,21 +181,21 @@ def current_series() -> Any:
 
 
 @st.cache_data(max_entries=16, show_spinner="Classifying the series…")
-def _series_result(model_key: str, hashes: tuple[str, ...], _model: Any, _card: ModelCard,
-                   _images: list[Any]) -> SeriesResult:
-    return classify_series(_model, _card, _images)
+def _series_result(model_key: str, hashes: tuple[str, ...], _entry: Any, _model: Any, _card: ModelCard,
+                   _images: list[Any], modality: str | None) -> SeriesResult:
+    trust = trust_for(str(_entry.path), _entry.key, tuple(_card.class_names))
+    return classify_series(_model, _card, _images, trust, modality)
 
 
 def series_predictions(entry: Any, model: Any, card: ModelCard) -> tuple[SeriesResult, dict[str, Prediction]]:
-    """The series classified in batches (cached by model and slices), and one Prediction per slice label."""
+    """The series classified in batches through the gate, calibration and sets (cached by model and slices),
+    and one Prediction per slice label."""
     series = current_series()
-    result = _series_result(entry.key, tuple(s.sha256 for s in series.slices), model, card,
-                            [s.image for s in series.slices])
+    result = _series_result(entry.key, tuple(s.sha256 for s in series.slices), entry, model, card,
+                            [s.image for s in series.slices], series.modality)
     predictions = {}
-    for i, s in enumerate(series.slices):
-        probabilities = {c: float(p) for c, p in zip(card.class_names, result.probabilities[i])}
-        best = result.predicted(i)
-        predictions[s.label] = Prediction(s.label, best, probabilities[best], probabilities)
+    for s, prediction in zip(series.slices, result.predictions):
+        predictions[s.label] = dataclasses.replace(prediction, file=s.label)
     return result, predictions
 
 

@@ -63,8 +63,11 @@ def series_view(result: SeriesResult) -> None:
     for rank, i in enumerate(result.ranking[:5], start=1):
         left, middle, right = st.columns([3, 3, 2], vertical_alignment="center")
         left.markdown(f"{rank}. **{labels[i]}**")
-        middle.markdown(f"tumour probability {format_probability(result.suspicion[i])} · "
-                        f"{class_label(result.predicted(i))}")
+        if result.predictions and result.predictions[i].refused:
+            middle.markdown("not classified (refused by the input gate)")
+        else:
+            middle.markdown(f"tumour probability {format_probability(result.suspicion[i])} · "
+                            f"{class_label(result.predicted(i))}")
         if right.button("Explain this slice", key=f"{state.EXPLAIN_SLICE_PREFIX}{i}", icon=":material/visibility:"):
             st.session_state[state.SCAN] = labels[i]
             st.switch_page("pages/explain.py")

@@ -208,7 +208,7 @@ def set_scans(files: dict[str, bytes], selected: str | None = None) -> None:
 
 def show_file_names() -> bool:
     """Whether the user chose to see real file names (the sidebar's toggle; off by default)."""
-    return bool(st.session_state.get(state.SHOW_FILE_NAMES, False))
+    return bool(st.session_state.get(state.SHOW_FILE_NAMES_CHOICE, False))
 
 
 def labels(unread: Iterable[str] = ()) -> dict[str, str]:
@@ -216,9 +216,15 @@ def labels(unread: Iterable[str] = ()) -> dict[str, str]:
     return scan_labels(scans(), show_file_names(), unread)
 
 
+def _remember_file_names_choice() -> None:
+    st.session_state[state.SHOW_FILE_NAMES_CHOICE] = bool(st.session_state.get(state.SHOW_FILE_NAMES))
+
+
 def privacy_toggle() -> None:
-    """The sidebar switch between de-identified scan labels (default) and real file names."""
-    st.sidebar.toggle("Show file names", value=False, key=state.SHOW_FILE_NAMES,
+    """The sidebar switch between de-identified scan labels (default) and real file names. The choice is kept
+    outside the widget's own state, which Streamlit may reset when a page switches."""
+    st.sidebar.toggle("Show file names", value=show_file_names(), key=state.SHOW_FILE_NAMES,
+                      on_change=_remember_file_names_choice,
                       help="Off: scans are shown and exported as 'Scan 1 (hash)', because file names often hold "
                            "patient names. Files are kept in this browser session's memory only, never on disk.")
 

@@ -10,6 +10,7 @@ LAUNCHER_ATTEMPTS = "launcher_attempts"     # the session's AttemptLimiter (fail
 LAUNCHER_MESSAGE = "launcher_message"       # why the last password attempt was refused
 LAUNCH_POLLING = "launch_polling"
 SHOW_FILE_NAMES = "show_file_names"   # the sidebar toggle: real file names instead of "Scan 1 (hash)"; off
+SHOW_FILE_NAMES_CHOICE = "show_file_names_choice"  # the toggle's value, kept across page switches
 
 # Widgets
 UPLOADS = "uploads"

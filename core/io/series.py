@@ -177,6 +177,7 @@ class Series:
     slices: list[SeriesSlice]
     header: dict[str, str] = field(default_factory=dict)
     ordered_by: str = "upload order"
+    modality: str | None = None  # the DICOM Modality, for the input gate's first layer
 
 
 def _normal(ds: Any) -> np.ndarray | None:
@@ -257,4 +258,5 @@ def load_series(files: dict[str, bytes]) -> Series:
         if not ok:  # pragma: no cover - encoding a uint8 RGB array does not fail
             raise ImageDecodeError("cannot encode a slice")
         slices.append(SeriesSlice(number, image, png.tobytes(), pos, instance))
-    return Series(slices, technical_header(datasets[0][2]), ordered_by)
+    modality = str(datasets[0][2].get("Modality", "") or "").strip() or None
+    return Series(slices, technical_header(datasets[0][2]), ordered_by, modality)

@@ -223,26 +223,48 @@ def classify(model: Any, card: ModelCard, source: str | Path | bytes, name: str 
             return _refused(name, refusal)
         raise
     refusal = refusal or check_pixels(rgb, non_finite_fraction(source))
-    image = preprocess(rgb, card.image_size, card.crop)
+    return assess_images(model, card, [rgb], [name], trust, [refusal])[0]
+
+
+def assess_images(model: Any, card: ModelCard, images: list[np.ndarray], names: list[str],
+                  trust: Trust | None = None, refusals: list[Refusal | None] | None = None) -> list[Prediction]:
+    """Gate, classify (calibrated when `trust` is given) and build the prediction sets of decoded RGB images in
+    one batched forward pass: `classify` for one file and a DICOM series' slices go through here alike.
+
+    `refusals` are the earlier gate layers' answers (metadata, or pixel rules computed with the file's NaN
+    fraction); when absent the pixel rules run here."""
+    if refusals is None:
+        refusals = [check_pixels(rgb) for rgb in images]
+    refusals = list(refusals)
+    batch = np.stack([preprocess(rgb, card.image_size, card.crop) for rgb in images])
     classes = list(card.class_names)
     if trust is None:
-        proba = predict_proba(model, image[None])[0]
+        out = []
+        for name, proba, refusal in zip(names, predict_proba(model, batch), refusals):
+            best = int(proba.argmax())
+            probabilities = {c: float(p) for c, p in zip(classes, proba)}
+            out.append(Prediction(name, classes[best], float(proba[best]), probabilities, dict(probabilities),
+                                  in_distribution=refusal is None, refusal=refusal.reason if refusal else None,
+                                  refusal_layer=refusal.layer if refusal else None))
+        return out
+    raw, features = predict_with_features(model, batch)
+    ood = trust.ood_scores(features)
+    calibrated = trust.calibrate(features["logits"])
+    sets = trust.sets(calibrated)
+    out = []
+    for i, name in enumerate(names):
+        refusal = refusals[i]
+        if refusal is None and float(ood[i]) > trust.config.gate_threshold:
+            refusal = Refusal("learned", LEARNED_REFUSAL)
+        proba = calibrated[i]
         best = int(proba.argmax())
-        probabilities = {c: float(p) for c, p in zip(classes, proba)}
-        return Prediction(name, classes[best], float(proba[best]), probabilities, dict(probabilities),
-                          in_distribution=refusal is None, refusal=refusal.reason if refusal else None,
-                          refusal_layer=refusal.layer if refusal else None)
-    raw, features = predict_with_features(model, image[None])
-    ood = float(trust.ood_scores(features)[0])
-    if refusal is None and ood > trust.config.gate_threshold:
-        refusal = Refusal("learned", LEARNED_REFUSAL)
-    proba = trust.calibrate(features["logits"])[0]
-    best = int(proba.argmax())
-    members = [] if refusal else [c for c, keep in zip(classes, trust.sets(proba[None])[0]) if keep]
-    return Prediction(name, classes[best], float(proba[best]), {c: float(p) for c, p in zip(classes, proba)},
-                      {c: float(p) for c, p in zip(classes, raw[0])}, calibrated=True,
-                      in_distribution=refusal is None, ood_score=ood, refusal=refusal.reason if refusal else None,
-                      refusal_layer=refusal.layer if refusal else None, prediction_set=members)
+        members = [] if refusal else [c for c, keep in zip(classes, sets[i]) if keep]
+        out.append(Prediction(name, classes[best], float(proba[best]), {c: float(p) for c, p in zip(classes, proba)},
+                              {c: float(p) for c, p in zip(classes, raw[i])}, calibrated=True,
+                              in_distribution=refusal is None, ood_score=float(ood[i]),
+                              refusal=refusal.reason if refusal else None,
+                              refusal_layer=refusal.layer if refusal else None, prediction_set=members))
+    return out
 
 
 LEARNED_REFUSAL = ("This does not look like a brain MRI slice of the kind the model was trained on "

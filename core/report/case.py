@@ -99,7 +99,8 @@ def make_case_report(model: Any, card: ModelCard, model_dir: str | Path, files: 
                         app_version())
     if series_like:
         series = load_series(files)
-        result = classify_series(model, card, [s.image for s in series.slices])
+        result = classify_series(model, card, [s.image for s in series.slices], load_trust(model_dir, card.class_names),
+                                 series.modality)
         report.series_summary = result.summary() + f" Slices ordered by {series.ordered_by}."
         report.series_rows = [(series.slices[i].label, float(result.suspicion[i]), result.predicted(i))
                               for i in range(len(series.slices))]
