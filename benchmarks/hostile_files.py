@@ -49,6 +49,7 @@ def main() -> int:
     parser.add_argument("--keep", help="write the corpus here instead of a temporary folder")
     parser.add_argument("--json", help="also write the rows as JSON")
     parser.add_argument("--skip", help="comma-separated file names to leave out (e.g. measured in an earlier run)")
+    parser.add_argument("--only", help="comma-separated file names to measure (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="CLI processes at once (peak RSS is still per process)")
     args = parser.parse_args()
     if not Path("/usr/bin/time").exists():
@@ -57,7 +58,8 @@ def main() -> int:
         folder = Path(args.keep or tmp)
         expected = write_corpus(folder)
         skip = set(filter(None, (args.skip or "").split(",")))
-        expected = {n: r for n, r in expected.items() if n not in skip}
+        only = set(filter(None, (args.only or "").split(",")))
+        expected = {n: r for n, r in expected.items() if n not in skip and (not only or n in only)}
         results = {}
         with ThreadPoolExecutor(args.jobs) as pool:  # one process per file either way: RSS is per process
             futures = {pool.submit(run_one, folder / n, args.model): n for n in expected}
@@ -70,8 +72,8 @@ def main() -> int:
             row["expected"] = reason or "classified"
             row["ok"] = (not row["traceback"] and row["peak_rss_mb"] is not None and row["peak_rss_mb"] < LIMIT_MB
                          and ((reason is None and row["exit_code"] == 0)
-                              or (reason == GATE and row["exit_code"] == 0 and not row["error_lines"]
-                                  and "not classified" in row["message"])
+                              or (reason is not None and row["exit_code"] == 0 and not row["error_lines"]
+                                  and row["message"].startswith("refused"))   # the gate's answer
                               or (reason not in (None, GATE) and row["exit_code"] == 1 and row["error_lines"] == 1
                                   and reason in row["message"])))
             rows.append(row)

@@ -184,20 +184,31 @@ def _window_float32(values: np.ndarray, ds: object) -> np.ndarray:
     return values
 
 
+def _head_bytes(path: str | Path, size: int) -> bytes:
+    """The first `size` bytes of a regular file within the size limit (b"" otherwise): enough to recognise a
+    format without reading a file that the decoder will refuse anyway."""
+    try:
+        info = Path(path).stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+            return b""
+        with Path(path).open("rb") as handle:
+            return handle.read(size)
+    except OSError:
+        return b""
+
+
 def dicom_modality(source: str | Path | bytes) -> str | None:
     """The DICOM header's Modality (e.g. 'MR', 'CT'), read without decoding pixels; None when the file is not
     DICOM or has no Modality. Lets the input gate refuse a CT or X-ray before any pixel is decoded."""
-    try:
-        data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
-    except OSError:
-        return None
     name = str(source) if isinstance(source, (str, Path)) else ""
+    data = _head_bytes(source, 132) if isinstance(source, (str, Path)) else bytes(source)
     if not data or not _is_dicom(data, name):
         return None
     import pydicom
 
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True, specific_tags=["Modality"])
+    try:  # a path is read as a stream up to the pixel data, never whole
+        ds = pydicom.dcmread(str(source) if isinstance(source, (str, Path)) else io.BytesIO(data), force=True,
+                             stop_before_pixels=True, specific_tags=["Modality"])
     except Exception:  # a corrupt header: the decoder reports it with its own message
         return None
     value = str(getattr(ds, "Modality", "") or "").strip().upper()
@@ -210,11 +221,17 @@ def non_finite_fraction(source: str | Path | bytes) -> float:
     The decoder maps any image to uint8 by its own range, which silently turns NaN into a picture; the input
     gate asks this first.
     """
-    try:
-        data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
-    except OSError:
-        return 0.0
-    if not data or data[:4] not in (b"II*\x00", b"MM\x00*"):
+    tiff = (b"II*\x00", b"MM\x00*")
+    if isinstance(source, (str, Path)):
+        if _head_bytes(source, 4) not in tiff:
+            return 0.0
+        try:
+            data = _read_file(Path(source), str(source))
+        except ImageDecodeError:
+            return 0.0
+    else:
+        data = bytes(source)
+    if not data or data[:4] not in tiff:
         return 0.0  # of the supported formats only TIFF stores float pixels (JPEG/PNG/BMP are integer; DICOM too)
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None or array.dtype.kind != "f":

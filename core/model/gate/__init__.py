@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from core.model.gate import image_checks, metadata
@@ -40,8 +41,17 @@ def check_metadata(modality: str | None) -> Refusal | None:
     return Refusal("metadata", reason) if reason else None
 
 
+RULES_SIDE = 1024  # the pixel rules are image statistics: a large image is measured at this longest side
+
+
 def check_pixels(image: np.ndarray, non_finite_share: float = 0.0) -> Refusal | None:
-    """Layer 2: the first pixel rule that refuses the decoded image, if any."""
+    """Layer 2: the first pixel rule that refuses the decoded image, if any. Images larger than RULES_SIDE are
+    shrunk first (area averaging), so a 50 MP upload does not cost the rules' float copies at full size."""
+    side = max(image.shape[:2])
+    if side > RULES_SIDE:
+        scale = RULES_SIDE / side
+        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
     for name, rule in RULES.items():
         reason = rule(image, non_finite_share)
         if reason:

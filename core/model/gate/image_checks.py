@@ -15,7 +15,7 @@ MAX_COLOUR_SHARE = 0.10   # refuse when more than this share of the image's pixe
 def non_finite(image: np.ndarray, non_finite_share: float) -> str | None:
     """Refuse a file whose raw pixels hold NaN or infinite values."""
     if non_finite_share > 0:
-        return (f"The image holds NaN or infinite pixel values ({non_finite_share:.0%} of pixels); "
+        return (f"The image holds NaN or infinite pixel values ({non_finite_share:.1%} of pixels); "
                 "it is not a valid scan.")
     return None
 
