@@ -212,8 +212,10 @@ def show_file_names() -> bool:
 
 
 def labels(unread: Iterable[str] = ()) -> dict[str, str]:
-    """{file name: what the app shows and exports for it} for this session's scans (and `unread` files)."""
-    return scan_labels(scans(), show_file_names(), unread)
+    """{file name: what the app shows and exports for it} for this session's scans (and `unread` files). The
+    slices of a DICOM series keep their own labels ("Slice 3 · +5.0 mm"): the app made them, they name no one."""
+    series = st.session_state.get(state.SERIES) is not None
+    return scan_labels(scans(), show_file_names() or series, unread)
 
 
 def _remember_file_names_choice() -> None:
