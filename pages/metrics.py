@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.errors import BrainScanError
 from core.training.registry import history_for, key_numbers
 from core.xai.evaluation import load_results
 from core.xai.localisation import load_localisation
@@ -26,7 +25,7 @@ from ui.presentation import (
     xai_frame,
 )
 from ui.reference import SPEC_RESULTS, SPEC_XAI, TARGETS
-from ui.services import available_models, notice, selected_entry
+from ui.services import available_models, notice, saved_evaluation, selected_entry
 from ui.trust_view import show_trust_metrics
 
 st.title("Model metrics")
@@ -109,11 +108,7 @@ else:
     st.info("No training history was saved with this model.")
 
 st.header("Explanations (XAI evaluation)")
-try:
-    results = load_results(entry.path)
-except BrainScanError as exc:
-    st.error(f"The XAI evaluation of this model cannot be shown: {exc}")
-    results = False
+results = saved_evaluation(load_results, entry.path, "XAI evaluation")
 if results is None:
     st.info("No XAI evaluation for this model yet (the XAI evaluation writes xai_eval.json into the model folder).")
 elif results:
@@ -128,11 +123,7 @@ elif results:
                "Near 0: the map depends on what the model learned; near 1: it would look the same for any model.")
 
 st.subheader("Do the maps point at the tumour?")
-try:
-    localisation = load_localisation(entry.path)
-except BrainScanError as exc:
-    st.error(f"The localisation evaluation of this model cannot be shown: {exc}")
-    localisation = False
+localisation = saved_evaluation(load_localisation, entry.path, "localisation evaluation")
 if localisation is None:
     st.info("No localisation evaluation for this model yet (`python -m core xai-eval --localisation --n 300` writes "
             "xai_localisation.json into the model folder).")

@@ -5,7 +5,7 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +204,16 @@ def set_scans(files: dict[str, bytes], selected: str | None = None) -> None:
     """Replace the session's scans and select one (the first by default)."""
     st.session_state[state.SCANS] = dict(files)
     st.session_state[state.SCAN] = selected or next(iter(files), None)
+
+
+def saved_evaluation(load: Callable[[Any], dict | None], model_dir: Any, what: str) -> dict | None | bool:
+    """A model folder's saved evaluation: the document, None when there is none, or False (after showing the
+    reason) when it is unreadable - the rest of the page still draws."""
+    try:
+        return load(model_dir)
+    except BrainScanError as exc:
+        st.error(f"The {what} of this model cannot be shown: {exc}")
+        return False
 
 
 def show_file_names() -> bool:
