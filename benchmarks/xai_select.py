@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
 
 from core.xai.evaluation import mean_ci  # noqa: E402
 from core.xai.explainers import explain, warm_up  # noqa: E402
@@ -30,25 +31,29 @@ from core.xai.explainers.shap_method import smooth  # noqa: E402
 from core.xai.metrics import LOCALISATION, gaussian_map, localise_map  # noqa: E402
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "scorecam last (old default)": ("scorecam", {}),
+    "scorecam last": ("scorecam", {"resolution": 1}),
     "scorecam resolution 2": ("scorecam", {"resolution": 2}),
-    "scorecam resolution 4": ("scorecam", {"resolution": 4}),
-    "lime old (all superpixels, mean)": ("lime", {"head_only": False}),
-    "lime head, mean": ("lime", {}),
-    "lime head, blur": ("lime", {"hide": "blur"}),
-    "shap raw": ("shap", {}),
+    "scorecam resolution 4 (default)": ("scorecam", {"resolution": 4}),
+    "lime all superpixels, mean (lime's way)": ("lime", {"head_only": False, "hide": "mean"}),
+    "lime head, blur (default)": ("lime", {"head_only": True, "hide": "blur"}),
+    "shap raw 200": ("shap", {"smooth_sigma": 0.0}),
+    "shap raw 200, seed 1": ("shap", {"smooth_sigma": 0.0, "seed": 1}),
+    "shap raw 100": ("shap", {"smooth_sigma": 0.0, "nsamples": 100}),
+    "shap raw 50": ("shap", {"smooth_sigma": 0.0, "nsamples": 50}),
 }
 DERIVED = {
-    "scorecam 2 x last (product)": lambda maps: normalise01(np.sqrt(maps["scorecam last (old default)"] *
-                                                                    maps["scorecam resolution 2"])),
-    "scorecam 2 + last (mean)": lambda maps: normalise01((maps["scorecam last (old default)"] +
-                                                          maps["scorecam resolution 2"]) / 2),
-    "scorecam 4 x 2 (product)": lambda maps: normalise01(np.sqrt(maps["scorecam resolution 4"] *
+    "scorecam 4 x 2 (product)": lambda maps: normalise01(np.sqrt(maps["scorecam resolution 4 (default)"] *
                                                                  maps["scorecam resolution 2"])),
-    "shap smoothed 2 px": lambda maps: smooth(maps["shap raw"], 2.0),
-    "shap smoothed 4 px": lambda maps: smooth(maps["shap raw"], 4.0),
-    "shap smoothed 8 px": lambda maps: smooth(maps["shap raw"], 8.0),
+    "shap smoothed 4 px": lambda maps: smooth(maps["shap raw 200"], 4.0),
+    "shap 200 smoothed 8 px (default)": lambda maps: smooth(maps["shap raw 200"], 8.0),
+    "shap 200 seed 1 smoothed 8 px": lambda maps: smooth(maps["shap raw 200, seed 1"], 8.0),
+    "shap 100 smoothed 8 px": lambda maps: smooth(maps["shap raw 100"], 8.0),
+    "shap 50 smoothed 8 px": lambda maps: smooth(maps["shap raw 50"], 8.0),
 }
+# Sample-count stability: each SHAP map against the 200-sample map drawn with another seed (Spearman over pixels);
+# the 200-sample map of seed 0 against it is the noise floor a cheaper map has to stay close to.
+STABILITY = {name: "shap 200 seed 1 smoothed 8 px" for name in
+             ("shap 200 smoothed 8 px (default)", "shap 100 smoothed 8 px", "shap 50 smoothed 8 px")}
 
 
 def main() -> None:
@@ -76,6 +81,7 @@ def main() -> None:
     shap_options = folder_options("shap", args.model, card.image_size)
     values: dict[str, list[dict[str, float]]] = {}
     seconds: dict[str, list[float]] = {}
+    stability: dict[str, list[float]] = {}
     classes = [s.row.class_name for s in scans]
     start = time.perf_counter()
     for i, scan in enumerate(scans):
@@ -91,12 +97,15 @@ def main() -> None:
         maps["uniform (= mask area)"] = np.ones_like(scan.mask, np.float32)
         for name, saliency in maps.items():
             values.setdefault(name, []).append(localise_map(saliency, scan.mask))
+        for name, reference in STABILITY.items():
+            stability.setdefault(name, []).append(float(spearmanr(maps[name].ravel(), maps[reference].ravel())[0]))
         print(f"{i + 1}/{len(scans)} {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-        report(values, seconds, classes[:i + 1], card, scans[:i + 1], args)
+        report(values, seconds, stability, classes[:i + 1], card, scans[:i + 1], args)
 
 
-def report(values: dict[str, list[dict[str, float]]], seconds: dict[str, list[float]], classes: list[str], card: Any,
-           scans: list[Any], args: argparse.Namespace) -> None:
+def report(values: dict[str, list[dict[str, float]]], seconds: dict[str, list[float]],
+           stability: dict[str, list[float]], classes: list[str], card: Any, scans: list[Any],
+           args: argparse.Namespace) -> None:
     """Write the summary so far (the JSON is rewritten after every scan) and print the table."""
     summary = {}
     for name, rows_ in values.items():
@@ -107,6 +116,7 @@ def report(values: dict[str, list[dict[str, float]]], seconds: dict[str, list[fl
             summary[name]["seconds"] = float(np.mean(seconds[name]))
     doc = {"model": card.name, "split": "Training (the model's validation split)", "n": len(scans),
            "files": [s.row.file for s in scans], "summary": summary,
+           "stability": {name: {"reference": STABILITY[name], **mean_ci(v)} for name, v in stability.items()},
            "command": "python benchmarks/xai_select.py " + " ".join(sys.argv[1:])}
     Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
     print(f"{'variant':<36}" + "".join(f"{m[:14]:>16}" for m in LOCALISATION) + "   per class energy")
@@ -114,6 +124,8 @@ def report(values: dict[str, list[dict[str, float]]], seconds: dict[str, list[fl
         per = " ".join(f"{c[:4]} {row['energy_pointing'][c]:.3f}" for c in sorted(set(classes)))
         print(f"{name:<36}" + "".join(f"{row[m]['all']:16.3f}" for m in LOCALISATION)
               + f"   {per}  {row.get('seconds', 0):.2f} s")
+    for name, v in stability.items():
+        print(f"Spearman {name} vs {STABILITY[name]}: {np.mean(v):.3f}")
 
 
 if __name__ == "__main__":

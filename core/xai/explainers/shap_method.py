@@ -6,15 +6,17 @@ depthwise convolutions ("gradient registry has no entry for: shap_DepthwiseConv2
 `auto` then uses GradientExplainer (expected gradients, the SHAP approximation for
 differentiable models) and says why in the explanation note.
 
-nsamples = 200, shap's own default, in batches of 50 (also shap's): for the explained class the map is
-then the reference's to the last bit (the same seeded draws), and all the speed-up comes from
-explaining only that class where shap's defaults explain all four. Fewer samples were measured and
-lose fidelity (benchmarks/xai.py --sweep, EfficientNetB0 @128, 12 test scans: insertion AUC minus
-the reference's -0.0012 / -0.0008 at 64 / 128 samples, and seed-to-seed stability falls).
-The summed per-pixel values are speckle (neighbouring pixels of a lesion get values of both signs), so the
-map is smoothed with a Gaussian of sigma 8 px at 224 px (option `smooth_sigma`, 0 = raw values), chosen on
-Training masks of the model's validation split (benchmarks/xai_select.py, 6 scans; energy inside the mask /
-rank accuracy): raw 0.087 / 0.14, 2 px 0.118 / 0.19, 4 px 0.135 / 0.23, 8 px 0.141 / 0.29.
+nsamples = 100 in batches of 50 (shap's batch size; its default is 200 samples): with a given number of
+samples the map for the explained class is the reference's to the last bit (the same seeded draws), and the
+speed-up comes from explaining only that class where shap's defaults explain all four, and from half the
+samples. The summed per-pixel values are speckle (neighbouring pixels of a lesion get values of both signs), so
+the map is smoothed with a Gaussian of sigma 8 px at 224 px (option `smooth_sigma`, 0 = raw values). Both were
+chosen on Training masks of the model's validation split (`benchmarks/xai_select.py --n 30`, record
+benchmarks/results/xai_select.json; energy inside the mask / rank accuracy / seconds): raw 200 samples
+0.077 / 0.14 / 7.0 s, smoothed 4 px 0.100 / 0.22, 8 px 0.097 / 0.25; smoothed 8 px with 100 samples
+0.094 / 0.24 / 3.6 s and 50 samples 0.086 / 0.21 / 2.0 s. Stability (Spearman with a 200-sample map of another
+seed, both smoothed): 200 samples 0.837, 100 samples 0.812, 50 samples 0.755 - 100 samples keep the map and its
+localisation at half the time; 50 start to lose both.
 The per-class gradients shap would trace one by one (seconds each) share one traced function here
 (`class_gradients`); tests check the values against shap's own for every class.
 """
@@ -46,7 +48,7 @@ class Options:
     smooth_sigma: Gaussian smoothing of the summed map in pixels at 224 px (0 = the raw per-pixel values)."""
 
     explainer: str = "auto"
-    nsamples: int = 200
+    nsamples: int = 100
     background: Any = None
     seed: int = 0
     batch_size: int = 50
