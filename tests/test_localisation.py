@@ -29,6 +29,25 @@ def test_metrics_declare_direction():
     assert all(spec.higher_is_better for spec in LOCALISATION.values())
 
 
+def test_hit_rate_is_summarised_as_a_proportion_with_a_wilson_interval():
+    """2 hits in 100: a t-interval would start below zero; the Wilson interval stays in [0, 1] and is asymmetric."""
+    from core.xai.evaluation import proportion_ci
+    from core.xai.localisation import summarise
+
+    assert [name for name, spec in LOCALISATION.items() if spec.binary] == ["pointing_hit"]
+    records = [{"file": f"f{i}", "class": "glioma", "label": 0, "flagged": False, "unseen": i < 10, "area": 0.02,
+                "maps": {"m": {"energy_pointing": 0.1, "pointing_hit": float(i < 2), "rank_accuracy": 0.1,
+                               "seconds": 1.0}}} for i in range(100)]
+    hit = summarise(records, ["glioma", "notumor"])["all"]["maps"]["m"]["pointing_hit"]["all"]
+    assert hit["mean"] == pytest.approx(0.02) and hit["n"] == 100
+    assert hit["ci95"] == pytest.approx([0.0055, 0.0700], abs=5e-4)  # Wilson 95% for 2/100
+    energy = summarise(records, ["glioma"])["all"]["maps"]["m"]["energy_pointing"]["all"]
+    assert energy["ci95"] == pytest.approx([0.1, 0.1])  # continuous metrics keep the t-interval
+    assert proportion_ci([1.0, float("nan"), None, 0.0])["n"] == 2
+    with pytest.raises(ValueError):
+        proportion_ci([0.5])
+
+
 def test_energy_pointing_game_by_hand():
     mask = _square(10, 0, 0, 5)                       # 25 of 100 pixels
     saliency = np.zeros((10, 10), np.float32)

@@ -276,7 +276,8 @@ def localisation_frame(results: dict[str, Any], subset: str = "all") -> pd.DataF
     """Localisation and ROAD per map (methods, then the floors) and class: mean [95% CI] of each metric."""
     block = results.get("summary", {}).get(subset, {})
     metrics = results.get("metrics", {})
-    labels = {**{m: m for m in results.get("methods", [])}, **results.get("references", {})}
+    labels = {**{m: m for m in results.get("methods", [])}, **results.get("method_labels", {}),
+              **results.get("references", {})}
     classes = list(block.get("per_class_n", {}))
     rows = []
     for name, entry in block.get("maps", {}).items():

@@ -91,6 +91,21 @@ def mean_ci(values: list[float]) -> dict[str, Any]:
     return {"mean": mean, "ci95": [mean - half, mean + half], "n": int(data.size)}
 
 
+def proportion_ci(values: list[float]) -> dict[str, Any]:
+    """Share of hits among the finite 0/1 values with its Wilson 95% interval (a t-interval on 0/1 data can leave
+    [0, 1], e.g. 0.02 [-0.008, 0.048]); same keys as `mean_ci`."""
+    from scipy.stats import binomtest
+
+    data = [v for v in values if v is not None and math.isfinite(v)]
+    if not data:
+        return {"mean": None, "ci95": [None, None], "n": 0}
+    if any(v not in (0.0, 1.0) for v in data):
+        raise ValueError("proportion_ci takes 0/1 values")
+    hits = int(sum(data))
+    ci = binomtest(hits, len(data)).proportion_ci(0.95, method="wilson")
+    return {"mean": hits / len(data), "ci95": [float(ci.low), float(ci.high)], "n": len(data)}
+
+
 def _summarise(rows: list[dict[str, float]], labels: list[int], class_names: list[str], kind: str,
                label: str, sanity: list[float] | None) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": kind, "label": label}

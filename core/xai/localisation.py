@@ -139,14 +139,14 @@ def score_scans(model: Any, scans: list[MaskedScan], methods: list[str], method_
     return records
 
 
-def _mean_ci(values: list[float]) -> dict[str, Any]:
-    from core.xai.evaluation import mean_ci
+def _mean_ci(values: list[float], binary: bool = False) -> dict[str, Any]:
+    from core.xai.evaluation import mean_ci, proportion_ci
 
-    return mean_ci(values)
+    return (proportion_ci if binary else mean_ci)(values)
 
 
 def summarise(records: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]:
-    """Per subset, map, metric: overall and per-class mean with 95% interval."""
+    """Per subset, map, metric: overall and per-class mean with 95% interval (Wilson for hit/miss metrics)."""
     road = [m for m in ROAD_METRICS if any(m in v for r in records for v in r["maps"].values())]
     metrics = [*LOCALISATION, *road, "seconds"]
     classes = [c for c in class_names if any(r["class"] == c for r in records)]
@@ -163,9 +163,11 @@ def summarise(records: list[dict[str, Any]], class_names: list[str]) -> dict[str
                 values = [r["maps"][name].get(metric) for r in rows]
                 if all(v is None for v in values):
                     continue
-                entry[metric] = {"all": _mean_ci([v for v in values if v is not None]),
+                binary = metric in LOCALISATION and LOCALISATION[metric].binary
+                entry[metric] = {"all": _mean_ci([v for v in values if v is not None], binary),
                                  **{c: _mean_ci([r["maps"][name].get(metric) for r in rows
-                                                 if r["class"] == c and r["maps"][name].get(metric) is not None])
+                                                 if r["class"] == c and r["maps"][name].get(metric) is not None],
+                                                binary)
                                     for c in classes}}
             block["maps"][name] = entry
         out[subset] = block
@@ -217,6 +219,7 @@ def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIn
         "unseen_definition": "no Training scan with the same source_image in the masks' index.csv "
                              "(identical or mirrored copies of the same source slice count as seen)",
         "methods": methods,
+        "method_labels": {m: get_spec(m).label for m in methods},
         "method_options": recorded_options,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "references": {k: v[0] for k, v in LOCALISATION_REFERENCE_MAPS.items()},

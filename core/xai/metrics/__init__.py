@@ -54,7 +54,7 @@ LOCALISATION: dict[str, LocalisationSpec] = {
         "pointing_hit", "Pointing-game hit rate", True,
         "Is the map's maximum inside the expert mask dilated by 3 px at 224 px (Zhang et al. 2018)? "
         "Higher is better.",
-        pointing_game.Options, pointing_game.compute),
+        pointing_game.Options, pointing_game.compute, binary=True),
     "rank_accuracy": LocalisationSpec(
         "rank_accuracy", "Relevance rank accuracy", True,
         "Of the K most relevant pixels (K = mask size), the share inside the mask (Arras et al. 2022). "

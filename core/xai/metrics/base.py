@@ -54,6 +54,7 @@ class LocalisationSpec:
     description: str
     options_type: type
     compute: LocalisationFn
+    binary: bool = False  # a hit/miss per scan: summarised as a proportion with a Wilson interval
 
     @property
     def default_options(self) -> dict[str, Any]:
