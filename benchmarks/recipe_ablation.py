@@ -5,7 +5,8 @@ validation split and on shifted copies of it that we build ourselves (never on e
         --arm "bundled (no crop)=assets/models/default" --arm "bundled + head crop at inference=assets/models/default:head" \
         --arm "recipe=runs/b0-robust/model" [--limit-per-class 60] [--out benchmarks/results/recipe_ablation.json]
 
-An arm is LABEL=MODEL_DIR[:CROP]; CROP overrides the card's crop (an inference-time ingredient). Shifts:
+An arm is LABEL=MODEL_DIR[:CROP][+flip]; CROP overrides the card's crop and +flip averages the probabilities of
+the scan and its mirror image (flip test-time augmentation); both are inference-time ingredients. Shifts:
 zoom-out into 25% black padding (framing), CLAHE (contrast; not among the training augmentations), gamma 0.6
 and 1.6, blur + noise, JPEG quality 30, and the mirror image. Reported per arm and shift: accuracy, tumour
 recall (any tumour class vs notumor) and notumor specificity, with Wilson 95% intervals.
@@ -76,7 +77,7 @@ def _scores(labels: np.ndarray, predicted: np.ndarray, normal: int) -> dict[str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--arm", action="append", required=True, help="LABEL=MODEL_DIR[:CROP]")
+    parser.add_argument("--arm", action="append", required=True, help="LABEL=MODEL_DIR[:CROP][+flip]")
     parser.add_argument("--limit-per-class", type=int, default=0, help="validation scans per class (0 = all)")
     parser.add_argument("--seed", type=int, default=42, help="the split seed of the models' training")
     parser.add_argument("--out", default="benchmarks/results/recipe_ablation.json")
@@ -92,16 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"n_validation": len(validation), "arms": {}}
     for arm in args.arm:
         label, spec = arm.split("=", 1)
-        model_dir, _, crop = spec.partition(":")
+        flip = spec.endswith("+flip")
+        model_dir, _, crop = spec.removesuffix("+flip").partition(":")
         model, card = load_model(model_dir)
         crop = crop or card.crop
         start = time.perf_counter()
         rows = {}
         for shift, transform in SHIFTS.items():
             images = np.stack([preprocess(transform(image), card.image_size, crop) for image in decoded])
-            predicted = predict_proba(model, images).argmax(axis=1)
+            probabilities = predict_proba(model, images)
+            if flip:
+                probabilities = (probabilities + predict_proba(model, np.ascontiguousarray(images[:, :, ::-1]))) / 2
+            predicted = probabilities.argmax(axis=1)
             rows[shift] = _scores(labels, predicted, normal)
-        results["arms"][label] = {"model": model_dir, "crop": crop, "shifts": rows,
+        results["arms"][label] = {"model": model_dir, "crop": crop, "flip_tta": flip, "shifts": rows,
                                   "seconds": round(time.perf_counter() - start, 1)}
         cells = "  ".join(f"{s} {r['accuracy']['value']:.3f}" for s, r in rows.items())
         print(f"{label}: {cells}", flush=True)

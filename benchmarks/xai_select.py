@@ -1,11 +1,12 @@
 """Choose explainer options by localisation on TRAINING masks (the model's validation split), never on Testing.
 
-    python benchmarks/xai_select.py [--model DIR] [--data DIR] [--masks DIR] [--n 30] [--out JSON]
+    python benchmarks/xai_select.py [--model DIR] [--data DIR] [--masks DIR] [--n 30] [--out JSON] [--defaults-only]
 
 Scans: a seeded sample of tumour scans of the model's validation split that have expert masks (scans the
 model did not train on; Testing masks are kept for the evaluation). Each variant explains the true class;
 the energy inside the mask, the pointing-game hit and the rank accuracy are averaged per class. Variants
 that are post-processing of one map (SHAP smoothing, the fusion of two Score-CAM maps) reuse that map.
+`--defaults-only` runs the app's map options (and Score-CAM on the last feature map) alone: it compares models.
 """
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ DERIVED = {
 # the 200-sample map of seed 0 against it is the noise floor a cheaper map has to stay close to.
 STABILITY = {name: "shap 200 seed 1 smoothed 8 px" for name in
              ("shap 200 smoothed 8 px (default)", "shap 100 smoothed 8 px", "shap 50 smoothed 8 px")}
+DEFAULTS = ("scorecam last", "scorecam resolution 4 (default)", "lime head, blur (default)", "shap raw 100",
+            "shap 100 smoothed 8 px")
 
 
 def main() -> None:
@@ -69,7 +72,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/xai_select.json")
+    parser.add_argument("--defaults-only", action="store_true", help="only the app's map options (compare models)")
     args = parser.parse_args()
+    variants = {k: v for k, v in VARIANTS.items() if not args.defaults_only or k in DEFAULTS}
+    derived = {k: v for k, v in DERIVED.items() if not args.defaults_only or k in DEFAULTS}
+    stable = {} if args.defaults_only else STABILITY
     model, card = load_model(args.model)
     masks = load_mask_index(args.masks or default_masks_dir(args.data))
     allowed = validation_files(card, args.data)
@@ -86,18 +93,18 @@ def main() -> None:
     start = time.perf_counter()
     for i, scan in enumerate(scans):
         maps = {}
-        for name, (method, options) in VARIANTS.items():
+        for name, (method, options) in variants.items():
             opts = {**(shap_options if method == "shap" else {}), **options}
             result = explain(model, scan.image, method, scan.label, **opts)
             maps[name] = result.map
             seconds.setdefault(name, []).append(result.seconds)
-        for name, make in DERIVED.items():
+        for name, make in derived.items():
             maps[name] = make(maps)
         maps["centred Gaussian (floor)"] = gaussian_map(card.image_size)
         maps["uniform (= mask area)"] = np.ones_like(scan.mask, np.float32)
         for name, saliency in maps.items():
             values.setdefault(name, []).append(localise_map(saliency, scan.mask))
-        for name, reference in STABILITY.items():
+        for name, reference in stable.items():
             stability.setdefault(name, []).append(float(spearmanr(maps[name].ravel(), maps[reference].ravel())[0]))
         print(f"{i + 1}/{len(scans)} {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
         report(values, seconds, stability, classes[:i + 1], card, scans[:i + 1], args)

@@ -104,6 +104,9 @@ if history:
         st.caption(f"{training.get('epochs_run', len(history))} epochs, best validation accuracy "
                    f"{training.get('best_val_accuracy', float('nan')):.4f} at epoch {training.get('best_epoch', '–')}, "
                    f"{training.get('wall_seconds', 0) / 60:.0f} min on {training.get('machine', {}).get('cpus', '?')} CPUs.")
+        if training.get("reproduce_command"):
+            st.caption("Retrain with the same recipe (every option explicit):")
+            st.code(training["reproduce_command"], language="bash", wrap_lines=True)
 else:
     st.info("No training history was saved with this model.")
 

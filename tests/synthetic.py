@@ -5,6 +5,7 @@ The classes differ in what the blob looks like, not where it is, so the training
 """
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import cv2
@@ -44,4 +45,28 @@ def write_dataset(root: Path, n_train: int = 12, n_test: int = 6, size: int = 48
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 cv2.imwrite(str(folder / f"{split[:2]}-{name}-{i:03d}.png"), synthetic_scan(name, size, rng))
+    return root
+
+
+def write_masks(dataset: Path, root: Path) -> Path:
+    """An index.csv + masks for the synthetic tumour scans: the blob (very bright or very dark inside the disc)."""
+    rows = []
+    for split in ("Training", "Testing"):
+        for cls in ("glioma", "meningioma", "pituitary"):
+            for i, f in enumerate(sorted((dataset / split / cls).glob("*.png"))):
+                gray = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+                mask = (gray > 200) if cls != "pituitary" else (cv2.medianBlur(gray, 3) < 30)
+                if cls == "pituitary":
+                    yy, xx = np.mgrid[:gray.shape[0], :gray.shape[1]]
+                    mask &= (yy - gray.shape[0] / 2) ** 2 + (xx - gray.shape[1] / 2) ** 2 < (0.4 * gray.shape[0]) ** 2
+                rel = f"{split}/{cls}/{f.stem}.png"
+                (root / split / cls).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(root / rel), mask.astype(np.uint8) * 255)
+                rows.append({"split": split, "class": cls, "file": f"{split}/{cls}/{f.name}", "mask": rel,
+                             "mask_area_fraction": f"{mask.mean():.5f}", "flag": "figshare_brisc_disagree" if i == 0
+                             else "", "source_image": f"src:{cls}:{i}"})
+    with (root / "index.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     return root

@@ -2,17 +2,16 @@
 and the display helpers (SHAP smoothing, expert outline) on the tiny model."""
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from core.cli import main
 from tests.conftest import TINY_SIZE
+from tests.synthetic import write_masks
 
 
 def test_save_maps_writes_one_raw_map_per_file(tiny_model, tiny_model_dir, tiny_dataset, tmp_path, capsys):
@@ -48,34 +47,10 @@ def test_save_maps_errors(tiny_model_dir, tiny_dataset, tmp_path, capsys):
     assert code == 2 and "share a name stem" in capsys.readouterr().err
 
 
-def _write_masks(dataset: Path, root: Path) -> Path:
-    """An index.csv + masks for the synthetic tumour scans: the blob (very bright or very dark inside the disc)."""
-    rows = []
-    for split in ("Training", "Testing"):
-        for cls in ("glioma", "meningioma", "pituitary"):
-            for i, f in enumerate(sorted((dataset / split / cls).glob("*.png"))):
-                gray = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
-                mask = (gray > 200) if cls != "pituitary" else (cv2.medianBlur(gray, 3) < 30)
-                if cls == "pituitary":
-                    yy, xx = np.mgrid[:gray.shape[0], :gray.shape[1]]
-                    mask &= (yy - gray.shape[0] / 2) ** 2 + (xx - gray.shape[1] / 2) ** 2 < (0.4 * gray.shape[0]) ** 2
-                rel = f"{split}/{cls}/{f.stem}.png"
-                (root / split / cls).mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(root / rel), mask.astype(np.uint8) * 255)
-                rows.append({"split": split, "class": cls, "file": f"{split}/{cls}/{f.name}", "mask": rel,
-                             "mask_area_fraction": f"{mask.mean():.5f}", "flag": "figshare_brisc_disagree" if i == 0
-                             else "", "source_image": f"src:{cls}:{i}"})
-    with (root / "index.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return root
-
-
 def test_xai_eval_localisation_writes_per_class_table_with_floors(tiny_model_dir, tiny_dataset, tmp_path, capsys):
     from core.xai.localisation import load_localisation
 
-    masks = _write_masks(tiny_dataset, tmp_path / "masks")
+    masks = write_masks(tiny_dataset, tmp_path / "masks")
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
     argv = ["xai-eval", "--localisation", "--data", str(tiny_dataset), "--masks", str(masks), "--model",

@@ -79,6 +79,24 @@ def test_model_card_records_training_and_evaluation(finished_run):
     assert ev["test"]["accuracy"] >= 0.75, "the synthetic classes are easy"
 
 
+def test_card_command_spells_out_every_option_and_parses_back_to_the_config(finished_run):
+    """The card's reproduce command names every recipe option, so a later change of defaults cannot change it."""
+    import shlex
+    from dataclasses import asdict
+
+    from train.__main__ import parse_args
+
+    _, card = load_model(finished_run / "model")
+    command = shlex.split(card.training["reproduce_command"])
+    assert command[:3] == ["python", "-m", "train"]
+    parsed = vars(parse_args(command[3:]))
+    recorded = {k: v for k, v in card.training["config"].items() if k != "command"}
+    assert {k: parsed[k] for k in recorded} == recorded
+    assert set(recorded) == set(asdict(TrainConfig(data="x"))) - {"command"}
+    flags = {part.split("=", 1)[0] for part in command[3:]}
+    assert {f"--{k.replace('_', '-')}" for k, v in recorded.items() if v != ""} == flags
+
+
 def test_cli_evaluate_reproduces_card_and_predict_prints_json(finished_run, card_dataset):
     _, card = load_model(finished_run / "model")
     result = _run(["-m", "core", "evaluate", "--data", str(card_dataset), "--model", str(finished_run / "model"), "--json"])
@@ -220,6 +238,8 @@ def test_cancel_file_stops_run_and_exports_best(tiny_dataset, tmp_path):
     ({"weights": "/no/such/weights.h5"}, "does not exist"),
     ({"epochs_scratch": 0}, "At least one epoch"),
     ({"precision": "int8"}, "precision"),
+    ({"mask_weight": -1.0}, "mask_weight must be >= 0"),
+    ({"mask_weight": 0.5}, "needs the expert masks"),
 ])
 def test_bad_training_options_are_refused_before_any_work(tmp_path, changes, message):
     config = TrainConfig(data=str(tmp_path), weights="none", **{k: v for k, v in changes.items() if k != "weights"})

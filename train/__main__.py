@@ -56,6 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="robust: geometric + intensity/acquisition augmentation; spec: geometric only")
     p.add_argument("--init-from", default="", metavar="MODEL_DIR",
                    help="warm start from a model folder's weights (same backbone and image size)")
+    p.add_argument("--mask-weight", type=float, default=defaults.mask_weight,
+                   help="auxiliary lesion supervision from the Training masks (0 = off; e.g. 0.5)")
+    p.add_argument("--masks", default=defaults.masks, metavar="DIR",
+                   help="the expert masks folder (default: brain-tumor-mri-masks beside --data, or BRAINSCAN_MASKS)")
     return p.parse_args(argv)
 
 

@@ -377,13 +377,15 @@ def head_box(gray: np.ndarray) -> tuple[int, int, int, int]:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def crop_to_head(image: np.ndarray) -> np.ndarray:
+def crop_to_head(image: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """The head's bounding box with a small margin, padded with black to a square (aspect ratio kept).
 
     Removes framing cues (borders, padding, zoom, off-centre placement) that differ between the collections
     a dataset was assembled from, so a model trained on it learns the anatomy rather than the framing.
+    `reference` (same height and width): find the box on it instead, e.g. crop a mask like its scan.
     """
-    gray = image if image.ndim == 2 else image.mean(axis=2).astype(np.uint8)
+    source = image if reference is None else reference
+    gray = source if source.ndim == 2 else source.mean(axis=2).astype(np.uint8)
     top, bottom, left, right = head_box(gray)
     side = max(bottom - top, right - left)
     margin = int(round(HEAD_MARGIN * side))

@@ -75,28 +75,47 @@ def intensity(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def augment(image: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
-    """One augmented copy (uint8, same shape) of a preprocessed uint8 scan."""
+    """One augmented copy (uint8, same shape) of a preprocessed uint8 scan.
+
+    A fourth channel (a lesion mask) moves with the scan's geometry but gets no intensity change; the
+    scan's channels come out exactly as without it (the same draws in the same order).
+    """
     if kind == "none":
         return image
     if kind == "spec":
         return affine(image, rng)
     zoom_out = rng.uniform(1.0, 1.35) if rng.random() < 0.3 else 1.0
     out = affine(image, rng, zoom_out)
+    if out.shape[2] == 4:
+        return np.concatenate([intensity(np.ascontiguousarray(out[..., :3]), rng), out[..., 3:]], axis=2)
     return intensity(out, rng)
 
 
-def augmented_batch(images: np.ndarray, indices: np.ndarray, kind: str, seed: int, epoch: int) -> np.ndarray:
-    """float32 batch of the images at `indices`, each augmented with its own (seed, epoch, index) draws."""
-    return np.stack([augment(images[i], image_rng(seed, epoch, int(i)), kind) for i in indices]).astype(np.float32)
+def augmented_batch(images: np.ndarray, indices: np.ndarray, kind: str, seed: int, epoch: int,
+                    masks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(float32 batch of the images at `indices`, each augmented with its own (seed, epoch, index) draws,
+    uint8 masks warped with them or None)."""
+    if masks is None:
+        out = [augment(images[i], image_rng(seed, epoch, int(i)), kind) for i in indices]
+        return np.stack(out).astype(np.float32), None
+    out = [augment(np.concatenate([images[i], masks[i][..., None]], axis=2), image_rng(seed, epoch, int(i)), kind)
+           for i in indices]
+    stacked = np.stack(out)
+    return stacked[..., :3].astype(np.float32), stacked[..., 3]
 
 
 def batch_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int, kind: str,
-                  seed: int, shuffle: bool) -> Any:
+                  seed: int, shuffle: bool, lesion: tuple[np.ndarray, np.ndarray] | None = None,
+                  grid: int = 0) -> Any:
     """A keras.utils.PyDataset of (float32 images 0-255, one-hot labels): the training and validation feed.
 
     Shuffling and augmentation depend only on (seed, epoch, index). Works on any Keras backend.
+    With `grid` > 0 (a training model with the lesion head, `core.training.lesion`), inputs are
+    {"image", "lesion_target"}: the augmented `lesion` masks (masks, known) on the grid, IGNORE without them.
     """
     import keras
+
+    from core.training.lesion import IGNORE, TARGET_INPUT, grid_targets
 
     class ScanBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
@@ -114,9 +133,15 @@ def batch_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batc
 
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
             chosen = self.order[index * batch_size:(index + 1) * batch_size]
-            x = augmented_batch(images, chosen, kind, seed, self.epoch)
+            x, masks = augmented_batch(images, chosen, kind, seed, self.epoch, lesion[0] if lesion else None)
             y = np.eye(num_classes, dtype=np.float32)[labels[chosen]]
-            return x, y
+            if not grid:
+                return x, y
+            if masks is None:
+                target = np.full((len(chosen), grid, grid), IGNORE, np.float32)
+            else:
+                target = grid_targets(masks, lesion[1][chosen], grid)
+            return {"image": x, TARGET_INPUT: target}, y
 
         def on_epoch_end(self) -> None:
             self.epoch += 1

@@ -22,10 +22,13 @@ import numpy as np
 
 from core.data.audit import audit
 from core.data.discovery import PROTOCOLS, discover, fingerprint, limit_per_class, load_samples, make_splits
+from core.data.masks import MASKS_DIR_NAME, default_masks_dir
 from core.errors import TrainingConfigError
 from core.io.images import CROPS
 from core.model.card import DEFAULT_PREPROCESSING, HEAD_CROP, MODEL_FILE, ModelCard, load_card
 from core.model.factory import BACKBONES, DEFAULT_BACKBONE, build_model, feature_layer_name, resolve_weights
+from core.model.series import NO_TUMOUR_NAMES
+from core.training import lesion as les
 from core.training import run_files as rf
 from core.training.augment import AUGMENTATIONS, batch_dataset
 
@@ -61,6 +64,8 @@ class TrainConfig:
     crop: str = "head"
     augment: str = "robust"
     init_from: str = ""
+    mask_weight: float = 0.0
+    masks: str = ""
     command: str = field(default_factory=lambda: command_line())
 
 
@@ -70,6 +75,13 @@ def command_line() -> str:
     if argv and argv[0].endswith(os.path.join("train", "__main__.py")):
         return shlex.join(["python", "-m", "train", *argv[1:]])
     return shlex.join(["python", *argv])
+
+
+def reproduce_command(config: TrainConfig) -> str:
+    """`python -m train` with every recipe option spelled out, so a later change of defaults cannot change
+    what it trains (a run whose length was changed on resume also needs its recorded `command` sequence)."""
+    options = {k: v for k, v in asdict(config).items() if k != "command" and v != ""}
+    return shlex.join(["python", "-m", "train", *[f"--{k.replace('_', '-')}={v}" for k, v in options.items()]])
 
 
 @dataclass
@@ -111,12 +123,25 @@ def validate(config: TrainConfig) -> None:
                                    ("augment", config.augment, AUGMENTATIONS)):
         if value not in allowed:
             raise TrainingConfigError(f"{option} must be one of {', '.join(allowed)}; got {value!r}.")
+    if config.mask_weight < 0:
+        raise TrainingConfigError("mask_weight must be >= 0 (0 = no lesion supervision).")
+    if config.mask_weight > 0 and masks_dir(config) is None:
+        raise TrainingConfigError(
+            f"--mask-weight needs the expert masks: none beside {config.data} (a {MASKS_DIR_NAME} folder with "
+            "index.csv); pass --masks DIR or set BRAINSCAN_MASKS.")
     if config.init_from:
         card = load_card(config.init_from)
         if (card.backbone, card.image_size) != (config.backbone, config.image_size):
             raise TrainingConfigError(
                 f"--init-from {config.init_from} is a {card.backbone} at {card.image_size} px; this run builds a "
                 f"{config.backbone} at {config.image_size} px (use the same backbone and image size).")
+
+
+def masks_dir(config: TrainConfig) -> Path | None:
+    """The masks folder lesion supervision reads: --masks, else the one found beside the data."""
+    if config.masks:
+        return Path(config.masks) if (Path(config.masks) / "index.csv").is_file() else None
+    return default_masks_dir(config.data)
 
 
 def _set_trainable(model: Any, trainable: str) -> None:
@@ -180,14 +205,28 @@ def _continue_cosine(model: Any, phase: Phase, config: TrainConfig, done_epochs:
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
-                 training: bool, seed: int, augmentation: str = "robust") -> Any:
+                 training: bool, seed: int, augmentation: str = "robust",
+                 lesion: tuple[np.ndarray, np.ndarray] | None = None, grid: int = 0) -> Any:
     """The feed over in-memory uint8 scans (the cache): shuffled and augmented per image when training.
 
     Backend-agnostic (a keras.utils.PyDataset with NumPy/OpenCV augmentation), so the same recipe trains on
     TensorFlow or JAX, and seeded per image, so the same seed gives the same batches.
     """
     return batch_dataset(images, labels, num_classes, batch_size, augmentation if training else "none", seed,
-                         shuffle=training)
+                         shuffle=training, lesion=lesion, grid=grid)
+
+
+def _normal_label(class_names: list[str]) -> int:
+    """Index of the no-tumour class (-1 when the data has none: every scan then needs a mask)."""
+    return next((i for i, name in enumerate(class_names) if name.lower() in NO_TUMOUR_NAMES), -1)
+
+
+def _feature_grid(config: TrainConfig, num_classes: int) -> int:
+    """The side of the classifier's last feature map at this image size (the lesion target grid)."""
+    from core.model.factory import feature_layer_name
+
+    probe = build_model(num_classes, config.image_size, config.backbone, None)
+    return int(probe.get_layer(feature_layer_name(probe)).output.shape[1])
 
 
 def _devices() -> tuple[list, Any]:
@@ -389,10 +428,19 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
         for message in loaded[part].skipped:
             log.warning("skipped unreadable file: %s", message)
     batch = config.batch_size * strategy.num_replicas_in_sync
+    lesion, grid = None, 0
+    if config.mask_weight > 0:
+        les.register()
+        lesion = les.lesion_masks(loaded["train"].samples, config.image_size, config.crop, masks_dir(config),
+                                  _normal_label(index.class_names))
+        grid = _feature_grid(config, num_classes)
+        log.info("lesion supervision (weight %g): %d of %d training scans with a known lesion map (%d tumour "
+                 "masks), on a %dx%d grid", config.mask_weight, int(lesion[1].sum()), len(lesion[1]),
+                 int((lesion[0].reshape(len(lesion[0]), -1).max(axis=1) > 0).sum()), grid, grid)
     train_ds = make_dataset(loaded["train"].images, loaded["train"].labels, num_classes, batch, True, config.seed,
-                            config.augment)
+                            config.augment, lesion, grid)
     val_ds = make_dataset(loaded["validation"].images, loaded["validation"].labels, num_classes, batch, False,
-                          config.seed)
+                          config.seed, grid=grid)
     steps = int(np.ceil(len(loaded["train"].labels) / batch))
 
     phases = plan_phases(config)
@@ -431,6 +479,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
                     model = build_model(num_classes, config.image_size, config.backbone, config.weights)
                     if config.init_from:
                         _warm_start(model, config.init_from)
+                    if config.mask_weight > 0:
+                        model = les.with_lesion_head(model, config.mask_weight)
                 _set_trainable(model, phase.trainable)
                 _compile(model, phase, config, steps, jit)
             log.info("phase %s: %d epochs, lr %.1e, trainable=%s, %s/%s; %d train / %d val images",
@@ -469,7 +519,7 @@ def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: 
         model.load_weights(ckpt / rf.BEST_WEIGHTS)
     keras.mixed_precision.set_global_policy("float32")
     exported = build_model(len(index.class_names), config.image_size, config.backbone, None)
-    exported.set_weights(model.get_weights())
+    les.copy_classifier_weights(model, exported)
     model = exported
     out = run_dir / rf.MODEL_SUBDIR
     elapsed = time.time() - state["started"] + state.get("elapsed_before", 0.0)
@@ -480,7 +530,8 @@ def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: 
         weights_origin=str(config.weights or "none"), feature_layer=feature_layer_name(model),
         name=config.name or run_dir.name,
         training={
-            "config": asdict(config), "phases": [asdict(p) for p in plan_phases(config)],
+            "config": asdict(config), "reproduce_command": reproduce_command(config),
+            "phases": [asdict(p) for p in plan_phases(config)],
             "epochs_run": state["global_epoch"], "best_epoch": state["best_epoch"],
             "best_val_accuracy": state["best_val_accuracy"], "wall_seconds": round(elapsed, 1),
             "precision": policy, "cancelled": state["cancelled"],
@@ -492,6 +543,10 @@ def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: 
         })
     if resolve_weights(config.weights) is None:
         card.notes.append("Trained from scratch (no ImageNet weights).")
+    if config.mask_weight > 0:
+        card.notes.append(f"Trained with auxiliary lesion supervision (weight {config.mask_weight:g}): the Training "
+                          "split's expert tumour masks as a per-cell target on the last feature map; the head was "
+                          "dropped at export, so this model is a plain classifier.")
     if config.init_from:
         card.notes.append(f"Warm-started from the weights of {config.init_from} (see that model's card for how it "
                           "was trained), then trained with this card's recipe.")
