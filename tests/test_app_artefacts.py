@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import streamlit as st
@@ -96,3 +97,11 @@ def test_explain_page_when_a_metric_fails(app_env, monkeypatch):
     assert [e.value for e in at.error] == [f"Faithfulness of {m}: the map is constant"
                                           for m in ("Score-CAM", "SHAP", "LIME")]
     assert _overlay_labels(at) == ["Score-CAM", "SHAP", "LIME"]
+
+
+def test_metrics_page_shows_the_bundled_models_reproduce_command(app_env, monkeypatch):
+    bundled = Path(__file__).resolve().parent.parent / "assets" / "models" / "default"
+    command = load_card(bundled).training["reproduce_command"]
+    at = _metrics_page(monkeypatch, bundled)
+    assert "--crop=none --augment=spec" in command
+    assert any(block.value == command for block in at.code)
