@@ -126,9 +126,10 @@ def validate(config: TrainConfig) -> None:
     if config.mask_weight < 0:
         raise TrainingConfigError("mask_weight must be >= 0 (0 = no lesion supervision).")
     if config.mask_weight > 0 and masks_dir(config) is None:
-        raise TrainingConfigError(
-            f"--mask-weight needs the expert masks: none beside {config.data} (a {MASKS_DIR_NAME} folder with "
-            "index.csv); pass --masks DIR or set BRAINSCAN_MASKS.")
+        where = (f"--masks {config.masks} has no index.csv" if config.masks else
+                 f"none beside {config.data} (a {MASKS_DIR_NAME} folder with index.csv)")
+        raise TrainingConfigError(f"--mask-weight needs the expert masks: {where}; pass --masks DIR or set "
+                                  "BRAINSCAN_MASKS.")
     if config.init_from:
         card = load_card(config.init_from)
         if (card.backbone, card.image_size) != (config.backbone, config.image_size):
