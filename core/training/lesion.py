@@ -12,6 +12,7 @@ Only Training masks are ever read here (the split's own scans); Testing masks st
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +99,10 @@ def _loss_layer_class() -> Any:
     return LesionLoss
 
 
-_LOSS_CLASS: list[Any] = []
-
-
+@functools.cache
 def register() -> Any:
     """The LesionLoss layer class, registered with Keras (needed before loading a training checkpoint)."""
-    if not _LOSS_CLASS:
-        _LOSS_CLASS.append(_loss_layer_class())
-    return _LOSS_CLASS[0]
+    return _loss_layer_class()
 
 
 def with_lesion_head(classifier: Any, mask_weight: float) -> Any:
@@ -122,9 +119,10 @@ def with_lesion_head(classifier: Any, mask_weight: float) -> Any:
 
 
 def feature_grid(model: Any) -> int:
-    """The side of the lesion target grid a training model expects (0 for a plain classifier)."""
-    names = {layer.name for layer in model.layers}
-    return int(model.get_layer(TARGET_INPUT).output.shape[1]) if TARGET_INPUT in names else 0
+    """The side of a classifier's last feature map: the lesion target grid (4 for EfficientNetB0 at 128 px)."""
+    from core.model.factory import feature_layer_name
+
+    return int(model.get_layer(feature_layer_name(model)).output.shape[1])
 
 
 def copy_classifier_weights(source: Any, classifier: Any) -> None:

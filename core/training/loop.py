@@ -222,14 +222,6 @@ def _normal_label(class_names: list[str]) -> int:
     return next((i for i, name in enumerate(class_names) if name.lower() in NO_TUMOUR_NAMES), -1)
 
 
-def _feature_grid(config: TrainConfig, num_classes: int) -> int:
-    """The side of the classifier's last feature map at this image size (the lesion target grid)."""
-    from core.model.factory import feature_layer_name
-
-    probe = build_model(num_classes, config.image_size, config.backbone, None)
-    return int(probe.get_layer(feature_layer_name(probe)).output.shape[1])
-
-
 def _devices() -> tuple[list, Any]:
     """(GPUs, distribution strategy): TensorFlow's MirroredStrategy over several GPUs; elsewhere a no-op scope."""
     import contextlib
@@ -434,7 +426,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
         les.register()
         lesion = les.lesion_masks(loaded["train"].samples, config.image_size, config.crop, masks_dir(config),
                                   _normal_label(index.class_names))
-        grid = _feature_grid(config, num_classes)
+        grid = les.feature_grid(build_model(num_classes, config.image_size, config.backbone, None))
         log.info("lesion supervision (weight %g): %d of %d training scans with a known lesion map (%d tumour "
                  "masks), on a %dx%d grid", config.mask_weight, int(lesion[1].sum()), len(lesion[1]),
                  int((lesion[0].reshape(len(lesion[0]), -1).max(axis=1) > 0).sum()), grid, grid)
