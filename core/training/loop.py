@@ -22,12 +22,12 @@ import numpy as np
 
 from core.data.audit import audit
 from core.data.discovery import PROTOCOLS, discover, fingerprint, limit_per_class, load_samples, make_splits
-from core.data.masks import MASKS_DIR_NAME, default_masks_dir
+from core.data.masks import INDEX_FILE, MASKS_DIR_NAME, default_masks_dir
 from core.errors import TrainingConfigError
 from core.io.images import CROPS
 from core.model.card import DEFAULT_PREPROCESSING, HEAD_CROP, MODEL_FILE, ModelCard, load_card
 from core.model.factory import BACKBONES, DEFAULT_BACKBONE, build_model, feature_layer_name, resolve_weights
-from core.model.series import NO_TUMOUR_NAMES
+from core.model.series import no_tumour_class
 from core.training import lesion as les
 from core.training import run_files as rf
 from core.training.augment import AUGMENTATIONS, batch_dataset
@@ -141,7 +141,7 @@ def validate(config: TrainConfig) -> None:
 def masks_dir(config: TrainConfig) -> Path | None:
     """The masks folder lesion supervision reads: --masks, else the one found beside the data."""
     if config.masks:
-        return Path(config.masks) if (Path(config.masks) / "index.csv").is_file() else None
+        return Path(config.masks) if (Path(config.masks) / INDEX_FILE).is_file() else None
     return default_masks_dir(config.data)
 
 
@@ -215,11 +215,6 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch
     """
     return batch_dataset(images, labels, num_classes, batch_size, augmentation if training else "none", seed,
                          shuffle=training, lesion=lesion, grid=grid)
-
-
-def _normal_label(class_names: list[str]) -> int:
-    """Index of the no-tumour class (-1 when the data has none: every scan then needs a mask)."""
-    return next((i for i, name in enumerate(class_names) if name.lower() in NO_TUMOUR_NAMES), -1)
 
 
 def _devices() -> tuple[list, Any]:
@@ -424,8 +419,10 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     lesion, grid = None, 0
     if config.mask_weight > 0:
         les.register()
+        normal = no_tumour_class(index.class_names)
+        normal = index.class_names.index(normal) if normal else -1
         lesion = les.lesion_masks(loaded["train"].samples, config.image_size, config.crop, masks_dir(config),
-                                  _normal_label(index.class_names))
+                                  normal)
         grid = les.feature_grid(build_model(num_classes, config.image_size, config.backbone, None))
         log.info("lesion supervision (weight %g): %d of %d training scans with a known lesion map (%d tumour "
                  "masks), on a %dx%d grid", config.mask_weight, int(lesion[1].sum()), len(lesion[1]),
