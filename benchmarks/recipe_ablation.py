@@ -5,8 +5,9 @@ validation split and on shifted copies of it that we build ourselves (never on e
         --arm "bundled (no crop)=assets/models/default" --arm "bundled + head crop at inference=assets/models/default:head" \
         --arm "recipe=runs/b0-robust/model" [--limit-per-class 60] [--out benchmarks/results/recipe_ablation.json]
 
-An arm is LABEL=MODEL_DIR[:CROP][+flip]; CROP overrides the card's crop and +flip averages the probabilities of
-the scan and its mirror image (flip test-time augmentation); both are inference-time ingredients. Shifts:
+An arm is LABEL=MEMBER[&MEMBER...] with MEMBER = MODEL_DIR[:CROP][+flip]; CROP overrides the card's crop, +flip
+averages the probabilities of the scan and its mirror image (flip test-time augmentation), and several members make
+a small ensemble (their probabilities averaged); all three are inference-time ingredients. Shifts:
 zoom-out into 25% black padding (framing), CLAHE (contrast; not among the training augmentations), gamma 0.6
 and 1.6, blur + noise, JPEG quality 30, and the mirror image. Reported per arm and shift: accuracy, tumour
 recall (any tumour class vs notumor) and notumor specificity, with Wilson 95% intervals.
@@ -74,10 +75,27 @@ def _scores(labels: np.ndarray, predicted: np.ndarray, normal: int) -> dict[str,
             "notumor_specificity": proportion(int((predicted[~tumour] == normal).sum()), int((~tumour).sum()))}
 
 
+def _member(spec: str) -> dict[str, Any]:
+    """One model of an arm: MODEL_DIR[:CROP][+flip], loaded."""
+    flip = spec.endswith("+flip")
+    model_dir, _, crop = spec.removesuffix("+flip").partition(":")
+    model, card = load_model(model_dir)
+    return {"dir": model_dir, "model": model, "card": card, "crop": crop or card.crop, "flip": flip}
+
+
+def _probabilities(member: dict[str, Any], decoded: list[np.ndarray]) -> np.ndarray:
+    """The member's class probabilities for decoded scans, through the one preprocessing and inference path."""
+    images = np.stack([preprocess(image, member["card"].image_size, member["crop"]) for image in decoded])
+    probabilities = predict_proba(member["model"], images)
+    if member["flip"]:
+        probabilities = (probabilities + predict_proba(member["model"], np.ascontiguousarray(images[:, :, ::-1]))) / 2
+    return probabilities
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--arm", action="append", required=True, help="LABEL=MODEL_DIR[:CROP][+flip]")
+    parser.add_argument("--arm", action="append", required=True, help="LABEL=MODEL_DIR[:CROP][+flip][&MODEL_DIR...]")
     parser.add_argument("--limit-per-class", type=int, default=0, help="validation scans per class (0 = all)")
     parser.add_argument("--seed", type=int, default=42, help="the split seed of the models' training")
     parser.add_argument("--out", default="benchmarks/results/recipe_ablation.json")
@@ -93,21 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"n_validation": len(validation), "arms": {}}
     for arm in args.arm:
         label, spec = arm.split("=", 1)
-        flip = spec.endswith("+flip")
-        model_dir, _, crop = spec.removesuffix("+flip").partition(":")
-        model, card = load_model(model_dir)
-        crop = crop or card.crop
+        members = [_member(member) for member in spec.split("&")]
         start = time.perf_counter()
         rows = {}
         for shift, transform in SHIFTS.items():
-            images = np.stack([preprocess(transform(image), card.image_size, crop) for image in decoded])
-            probabilities = predict_proba(model, images)
-            if flip:
-                probabilities = (probabilities + predict_proba(model, np.ascontiguousarray(images[:, :, ::-1]))) / 2
-            predicted = probabilities.argmax(axis=1)
-            rows[shift] = _scores(labels, predicted, normal)
-        results["arms"][label] = {"model": model_dir, "crop": crop, "flip_tta": flip, "shifts": rows,
-                                  "seconds": round(time.perf_counter() - start, 1)}
+            shifted = [transform(image) for image in decoded]
+            probabilities = np.mean([_probabilities(member, shifted) for member in members], axis=0)
+            rows[shift] = _scores(labels, probabilities.argmax(axis=1), normal)
+        results["arms"][label] = {"members": [{"model": m["dir"], "crop": m["crop"], "flip_tta": m["flip"]}
+                                              for m in members],
+                                  "shifts": rows, "seconds": round(time.perf_counter() - start, 1)}
         cells = "  ".join(f"{s} {r['accuracy']['value']:.3f}" for s, r in rows.items())
         print(f"{label}: {cells}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
