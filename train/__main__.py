@@ -60,6 +60,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="auxiliary lesion supervision from the Training masks (0 = off; e.g. 0.5)")
     p.add_argument("--masks", default=defaults.masks, metavar="DIR",
                    help="the expert masks folder (default: brain-tumor-mri-masks beside --data, or BRAINSCAN_MASKS)")
+    p.add_argument("--tumour-collection", default=defaults.tumour_collection, metavar="DIR",
+                   help="a tumour/no-tumour collection (index.csv with use, label, dup_group; e.g. "
+                        "brain-mri-tumour-normal): its use=train tumour rows train with a partial label")
+    p.add_argument("--tumour-repeat", type=int, default=defaults.tumour_repeat,
+                   help="how often each tumour-collection image is seen per epoch")
+    p.add_argument("--normal-pool", default=defaults.normal_pool, metavar="DIR",
+                   help="a pool of normal slices (index.csv with use; e.g. brain-mri-normal-brisc), labelled no tumour")
+    p.add_argument("--normal-repeat", type=int, default=defaults.normal_repeat,
+                   help="how often each normal-pool image is seen per epoch")
     return p.parse_args(argv)
 
 

@@ -106,8 +106,11 @@ def augmented_batch(images: np.ndarray, indices: np.ndarray, kind: str, seed: in
 
 def batch_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int, kind: str,
                   seed: int, shuffle: bool, lesion: tuple[np.ndarray, np.ndarray] | None = None,
-                  grid: int = 0) -> Any:
-    """A keras.utils.PyDataset of (float32 images 0-255, one-hot labels): the training and validation feed.
+                  grid: int = 0, no_tumour: int = -1) -> Any:
+    """A keras.utils.PyDataset of (float32 images 0-255, target rows): the training and validation feed.
+
+    Target rows are one-hot, or every tumour class for a partial label (`core.training.partial.targets`;
+    `no_tumour` is the no-tumour class index).
 
     Shuffling and augmentation depend only on (seed, epoch, index). Works on any Keras backend.
     With `grid` > 0 (a training model with the lesion head, `core.training.lesion`), inputs are
@@ -116,6 +119,7 @@ def batch_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batc
     import keras
 
     from core.training.lesion import IGNORE, TARGET_INPUT, grid_targets
+    from core.training.partial import targets
 
     class ScanBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
@@ -134,7 +138,7 @@ def batch_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batc
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
             chosen = self.order[index * batch_size:(index + 1) * batch_size]
             x, masks = augmented_batch(images, chosen, kind, seed, self.epoch, lesion[0] if lesion else None)
-            y = np.eye(num_classes, dtype=np.float32)[labels[chosen]]
+            y = targets(labels[chosen], num_classes, no_tumour)
             if not grid:
                 return x, y
             if masks is None:

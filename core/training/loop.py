@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from core.data.audit import audit
+from core.data.collections import PARTIAL_TUMOUR, normal_pool, tumour_collection
 from core.data.discovery import PROTOCOLS, discover, fingerprint, limit_per_class, load_samples, make_splits
 from core.data.masks import INDEX_FILE, MASKS_DIR_NAME, default_masks_dir
 from core.errors import TrainingConfigError
@@ -29,6 +30,7 @@ from core.model.card import DEFAULT_PREPROCESSING, HEAD_CROP, MODEL_FILE, ModelC
 from core.model.factory import BACKBONES, DEFAULT_BACKBONE, build_model, feature_layer_name, resolve_weights
 from core.model.series import no_tumour_class
 from core.training import lesion as les
+from core.training import partial
 from core.training import run_files as rf
 from core.training.augment import AUGMENTATIONS, batch_dataset
 
@@ -66,6 +68,10 @@ class TrainConfig:
     init_from: str = ""
     mask_weight: float = 0.0
     masks: str = ""
+    tumour_collection: str = ""
+    tumour_repeat: int = 1
+    normal_pool: str = ""
+    normal_repeat: int = 1
     command: str = field(default_factory=lambda: command_line())
 
 
@@ -130,6 +136,11 @@ def validate(config: TrainConfig) -> None:
                  f"none beside {config.data} (a {MASKS_DIR_NAME} folder with index.csv)")
         raise TrainingConfigError(f"--mask-weight needs the expert masks: {where}; pass --masks DIR or set "
                                   "BRAINSCAN_MASKS.")
+    for option, folder in (("tumour_collection", config.tumour_collection), ("normal_pool", config.normal_pool)):
+        if folder and not (Path(folder) / "index.csv").is_file():
+            raise TrainingConfigError(f"--{option.replace('_', '-')} {folder} is not a collection folder (no index.csv).")
+    if config.tumour_repeat < 1 or config.normal_repeat < 1:
+        raise TrainingConfigError("tumour_repeat and normal_repeat must be >= 1 (how often each image is seen per epoch).")
     if config.init_from:
         card = load_card(config.init_from)
         if (card.backbone, card.image_size) != (config.backbone, config.image_size):
@@ -185,11 +196,15 @@ def _optimizer(phase: Phase, config: TrainConfig, steps_per_epoch: int) -> Any:
 
 def _compile(model: Any, phase: Phase, config: TrainConfig, steps_per_epoch: int, jit: bool,
              optimizer: Any = None) -> None:
+    """Categorical cross-entropy; the set-valued loss of `core.training.partial` when partial labels are fed."""
     import keras
 
-    model.compile(optimizer=optimizer or _optimizer(phase, config, steps_per_epoch),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                  metrics=["accuracy"], jit_compile=jit)
+    if config.tumour_collection:
+        loss, metrics = partial.compile_terms(config.label_smoothing)
+    else:
+        loss, metrics = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing), ["accuracy"]
+    model.compile(optimizer=optimizer or _optimizer(phase, config, steps_per_epoch), loss=loss, metrics=metrics,
+                  jit_compile=jit)
 
 
 def _continue_cosine(model: Any, phase: Phase, config: TrainConfig, done_epochs: int, steps: int, jit: bool) -> None:
@@ -207,14 +222,14 @@ def _continue_cosine(model: Any, phase: Phase, config: TrainConfig, done_epochs:
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
                  training: bool, seed: int, augmentation: str = "robust",
-                 lesion: tuple[np.ndarray, np.ndarray] | None = None, grid: int = 0) -> Any:
+                 lesion: tuple[np.ndarray, np.ndarray] | None = None, grid: int = 0, no_tumour: int = -1) -> Any:
     """The feed over in-memory uint8 scans (the cache): shuffled and augmented per image when training.
 
     Backend-agnostic (a keras.utils.PyDataset with NumPy/OpenCV augmentation), so the same recipe trains on
     TensorFlow or JAX, and seeded per image, so the same seed gives the same batches.
     """
     return batch_dataset(images, labels, num_classes, batch_size, augmentation if training else "none", seed,
-                         shuffle=training, lesion=lesion, grid=grid)
+                         shuffle=training, lesion=lesion, grid=grid, no_tumour=no_tumour)
 
 
 def _devices() -> tuple[list, Any]:
@@ -271,12 +286,13 @@ def _monitor_class() -> Any:
         """Writes status/history/checkpoints each epoch and progress during it; honours cancel."""
 
         def __init__(self, run_dir: Path, phase_index: int, phases: list[Phase], state: dict, cancel: _Cancel,
-                     steps_per_epoch: int):
+                     steps_per_epoch: int, collection_val: tuple[Any, int] | None = None):
             super().__init__()
             self.run_dir, self.phase_index, self.phases = run_dir, phase_index, phases
             self.state, self.cancel, self.steps = state, cancel, steps_per_epoch
+            self.collection_val = collection_val
             self.last_write = 0.0
-            self.epoch_start = time.time()
+            self.epoch_start = self.train_end = time.time()
 
         def _remaining_epochs(self, epoch_in_phase: int) -> int:
             phase = self.phases[self.phase_index]
@@ -290,7 +306,7 @@ def _monitor_class() -> Any:
             if self.cancel.requested():
                 self.model.stop_training = True
                 self.state["cancelled"] = True
-            now = time.time()
+            now = self.train_end = time.time()
             if now - self.last_write > 2.0:
                 self.last_write = now
                 seconds_per_batch = (now - self.epoch_start) / (batch + 1)
@@ -300,6 +316,18 @@ def _monitor_class() -> Any:
                 if self.state.get("epoch_seconds") is None:
                     remaining = self._remaining_epochs(self.state["epoch"]) * self.steps - (batch + 1)
                     rf.update_status(self.run_dir, eta_seconds=remaining * seconds_per_batch)
+
+        def _collection_recall(self, logs: dict[str, float]) -> dict[str, float]:
+            """Tumour recall on the tumour collection's validation groups, and the accuracy on the rest of
+            validation (val_accuracy counts a collection scan right when it is called a tumour)."""
+            if self.collection_val is None or "val_accuracy" not in logs:
+                return {}
+            dataset, normal = self.collection_val
+            probabilities = self.model.predict(dataset, verbose=0)
+            recall = float(np.mean(np.argmax(probabilities, axis=1) != normal))
+            n, total = len(probabilities), self.state["validation_images"]
+            rest = (logs["val_accuracy"] * total - recall * n) / max(total - n, 1)
+            return {"val_collection_tumour_recall": recall, "val_accuracy_without_collection": rest}
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = {k: float(v) for k, v in (logs or {}).items()}
@@ -311,7 +339,9 @@ def _monitor_class() -> Any:
             lr = self.model.optimizer.learning_rate
             row = {"phase": phase.name, "phase_index": self.phase_index, "epoch": epoch + 1,
                    "global_epoch": self.state["global_epoch"], "seconds": round(seconds, 1),
-                   "learning_rate": float(np.asarray(lr)), **logs}
+                   "images_per_second": round(self.state["train_images"] / max(self.train_end - self.epoch_start,
+                                                                               1e-6), 1),
+                   "learning_rate": float(np.asarray(lr)), **logs, **self._collection_recall(logs)}
             val_acc = logs.get("val_accuracy", float("nan"))
             improved = val_acc > self.state["best_val_accuracy"]
             if improved:
@@ -330,10 +360,12 @@ def _monitor_class() -> Any:
                              best_val_accuracy=self.state["best_val_accuracy"], best_epoch=self.state["best_epoch"],
                              eta_seconds=eta,
                              elapsed_seconds=time.time() - self.state["started"] + self.state["elapsed_before"])
-            log.info("phase %s epoch %d/%d  loss %.4f acc %.4f  val_loss %.4f val_acc %.4f  lr %.2e  %.0fs%s  ETA %.0f min",
-                     phase.name, epoch + 1, phase.epochs, logs.get("loss", np.nan), logs.get("accuracy", np.nan),
-                     logs.get("val_loss", np.nan), val_acc, row["learning_rate"], seconds,
-                     "  *best*" if improved else "", eta / 60)
+            extra = "".join(f"  {k} {row[k]:.4f}" for k in ("val_collection_tumour_recall",
+                                                             "val_accuracy_without_collection") if k in row)
+            log.info("phase %s epoch %d/%d  loss %.4f acc %.4f  val_loss %.4f val_acc %.4f%s  lr %.2e  %.0fs "
+                     "(%.1f img/s)%s  ETA %.0f min", phase.name, epoch + 1, phase.epochs, logs.get("loss", np.nan),
+                     logs.get("accuracy", np.nan), logs.get("val_loss", np.nan), val_acc, extra, row["learning_rate"],
+                     seconds, row["images_per_second"], "  *best*" if improved else "", eta / 60)
 
     return RunMonitor
 
@@ -349,6 +381,25 @@ def _setup_logging(run_dir: Path) -> None:
 
 
 RESUME_OVERRIDES = ("epochs_head", "epochs_finetune", "epochs_scratch")
+
+
+def _add_collections(config: TrainConfig, splits: dict[str, list], no_tumour: int) -> None:
+    """Add the tumour collection (partial labels; its validation groups to validation) and the normal pool
+    (training only) to `splits`, each training image `*_repeat` times per epoch."""
+    if config.tumour_collection:
+        if no_tumour < 0:
+            raise TrainingConfigError("--tumour-collection needs a data set with a no-tumour class (e.g. notumor).")
+        part = tumour_collection(config.tumour_collection, config.val_fraction, config.seed)
+        splits["train"] = splits["train"] + part.train * config.tumour_repeat
+        splits["validation"] = splits["validation"] + part.validation
+        log.info("tumour collection %s: %d training images (x%d), %d validation images, %d groups",
+                 config.tumour_collection, len(part.train), config.tumour_repeat, len(part.validation), part.groups)
+    if config.normal_pool:
+        if no_tumour < 0:
+            raise TrainingConfigError("--normal-pool needs a data set with a no-tumour class (e.g. notumor).")
+        pool = normal_pool(config.normal_pool, no_tumour)
+        splits["train"] = splits["train"] + pool * config.normal_repeat
+        log.info("normal pool %s: %d training images (x%d)", config.normal_pool, len(pool), config.normal_repeat)
 
 
 def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
@@ -407,6 +458,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     splits = make_splits(index, config.protocol, config.val_fraction, config.seed, groups)
     splits = {k: limit_per_class(v, config.limit_per_class) for k, v in splits.items()}
     num_classes = len(index.class_names)
+    normal = no_tumour_class(index.class_names)
+    normal = index.class_names.index(normal) if normal else -1
+    _add_collections(config, splits, normal)
     loaded = {}
     for part in ("train", "validation"):
         t0 = time.time()
@@ -419,18 +473,20 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     lesion, grid = None, 0
     if config.mask_weight > 0:
         les.register()
-        normal = no_tumour_class(index.class_names)
-        normal = index.class_names.index(normal) if normal else -1
         lesion = les.lesion_masks(loaded["train"].samples, config.image_size, config.crop, masks_dir(config),
                                   normal)
         grid = les.feature_grid(build_model(num_classes, config.image_size, config.backbone, None))
         log.info("lesion supervision (weight %g): %d of %d training scans with a known lesion map (%d tumour "
                  "masks), on a %dx%d grid", config.mask_weight, int(lesion[1].sum()), len(lesion[1]),
                  int((lesion[0].reshape(len(lesion[0]), -1).max(axis=1) > 0).sum()), grid, grid)
+    partial.register()
     train_ds = make_dataset(loaded["train"].images, loaded["train"].labels, num_classes, batch, True, config.seed,
-                            config.augment, lesion, grid)
+                            config.augment, lesion, grid, normal)
     val_ds = make_dataset(loaded["validation"].images, loaded["validation"].labels, num_classes, batch, False,
-                          config.seed, grid=grid)
+                          config.seed, grid=grid, no_tumour=normal)
+    held = loaded["validation"].labels == PARTIAL_TUMOUR
+    collection_val = (make_dataset(loaded["validation"].images[held], loaded["validation"].labels[held], num_classes,
+                                   batch, False, config.seed, grid=grid, no_tumour=normal), normal) if held.any() else None
     steps = int(np.ceil(len(loaded["train"].labels) / batch))
 
     phases = plan_phases(config)
@@ -450,6 +506,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
         rf.write_json(run_dir / rf.HISTORY_FILE, [r for r in history if r["global_epoch"] <= state["global_epoch"]])
     state["started"] = time.time()
     state["cancelled"] = False
+    state["train_images"] = len(loaded["train"].labels)
+    state["validation_images"] = len(loaded["validation"].labels)
     train_ds.set_epoch(state["global_epoch"])
     monitor_cls = _monitor_class()
     model = None
@@ -476,7 +534,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
             log.info("phase %s: %d epochs, lr %.1e, trainable=%s, %s/%s; %d train / %d val images",
                      phase.name, phase.epochs, phase.lr, phase.trainable, phase.optimizer, phase.schedule,
                      len(loaded["train"].labels), len(loaded["validation"].labels))
-            callbacks = [monitor_cls(run_dir, phase_index, phases, state, cancel, steps),
+            callbacks = [monitor_cls(run_dir, phase_index, phases, state, cancel, steps, collection_val),
                          keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max")]
             if phase.schedule == "plateau":
                 callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_lr=1e-7))
@@ -537,6 +595,14 @@ def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: 
         card.notes.append(f"Trained with auxiliary lesion supervision (weight {config.mask_weight:g}): the Training "
                           "split's expert tumour masks as a per-cell target on the last feature map; the head was "
                           "dropped at export, so this model is a plain classifier.")
+    if config.tumour_collection:
+        card.notes.append(f"Trained with a tumour collection beside the 4-class data ({config.tumour_collection}, "
+                          f"x{config.tumour_repeat}): tumour slices of unknown type with a partial label (loss on "
+                          "1 - p(no tumour)); its validation groups count in val_accuracy as right when called a "
+                          "tumour.")
+    if config.normal_pool:
+        card.notes.append(f"Trained with a normal pool ({config.normal_pool}, x{config.normal_repeat}) labelled "
+                          "no tumour.")
     if config.init_from:
         card.notes.append(f"Warm-started from the weights of {config.init_from} (see that model's card for how it "
                           "was trained), then trained with this card's recipe.")
