@@ -117,3 +117,50 @@ def test_preprocess_does_not_mutate_input(rng):
 def test_load_for_model_equals_read_then_preprocess(tiny_dataset):
     path = next((tiny_dataset / "Testing" / "glioma").iterdir())
     assert np.array_equal(load_for_model(path, 32), preprocess(read_image(path), 32))
+
+
+def _pillow_bytes(array: np.ndarray, fmt: str, **options) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, fmt, **options)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("array", [
+    np.random.default_rng(3).integers(0, 256, (24, 40, 3), dtype=np.uint8),  # colour
+    np.tile(np.arange(40, dtype=np.uint8) * 6, (24, 1)),  # grey (WebP stores it as RGB)
+], ids=["rgb", "grey"])
+def test_webp_reads_like_the_same_lossless_png(array):
+    webp, png = _pillow_bytes(array, "WEBP", lossless=True), _pillow_bytes(array, "PNG")
+    assert webp[:4] == b"RIFF" and webp[8:12] == b"WEBP"
+    image = read_image(webp, "scan.webp")
+    assert image.dtype == np.uint8 and image.shape == (24, 40, 3)
+    assert np.array_equal(image, read_image(png, "scan.png"))
+    assert np.array_equal(load_for_model(webp, 16, "scan.webp"), load_for_model(png, 16, "scan.png"))
+
+
+def test_webp_with_alpha_drops_the_alpha_like_png():
+    rgba = np.dstack([np.random.default_rng(4).integers(0, 256, (16, 16, 3), dtype=np.uint8),
+                      np.full((16, 16), 255, np.uint8)])
+    assert np.array_equal(read_image(_pillow_bytes(rgba, "WEBP", lossless=True, exact=True)),
+                          read_image(_pillow_bytes(rgba, "PNG")))
+
+
+def test_webp_keeps_the_header_pixel_budget_and_corruption_errors(monkeypatch):
+    import core.io.images as images
+
+    webp = _pillow_bytes(np.random.default_rng(5).integers(0, 256, (30, 40, 3), dtype=np.uint8), "WEBP",
+                         lossless=True)
+    monkeypatch.setattr(images, "MAX_PIXELS", 30 * 40 - 1)
+    with pytest.raises(ImageDecodeError, match=r"WEBP header \(40 x 30\).*over the limit"):
+        read_image(webp, "big.webp")
+    monkeypatch.undo()
+    with pytest.raises(ImageDecodeError, match="big.webp"):
+        read_image(webp[: len(webp) // 2], "big.webp")
+
+
+def test_webp_files_are_image_files():
+    from core.io.images import IMAGE_EXTENSIONS
+
+    assert ".webp" in IMAGE_EXTENSIONS

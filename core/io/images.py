@@ -4,6 +4,8 @@
 prediction, explainers and metrics all call it. Keras EfficientNet models rescale and normalise
 inside the network, so the tensor stays in 0-255 (scaling to [0,1] here would be a bug).
 
+WebP (what images saved from the web often are) is decoded by Pillow, the other raster formats by OpenCV.
+
 Decoding is bounded, because files come from users: the dimensions are read from the header before
 anything is decoded (Pillow's lazy open, tifffile for TIFFs Pillow cannot parse, pydicom's
 Rows x Columns x NumberOfFrames x SamplesPerPixel without touching the pixels), and a file declaring
@@ -28,12 +30,13 @@ from PIL import Image, UnidentifiedImageError
 
 from core.errors import ImageDecodeError
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 DICOM_EXTENSIONS = {".dcm", ".dicom"}
 MAX_PIXELS = 50_000_000          # per decoded image (DICOM: every frame and sample counted); ~7000 x 7000
 MAX_FILE_BYTES = 256 * 1024 * 1024
-HEADER_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "DIB", "TIFF"}  # what Pillow may identify; OpenCV decodes them
-_SUPPORTED = "supported: JPEG, PNG, BMP, TIFF, DICOM"
+HEADER_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "DIB", "TIFF", "WEBP"}  # what Pillow may identify
+PILLOW_DECODES = {"WEBP"}  # decoded by Pillow (OpenCV builds differ in WebP support); the rest by OpenCV
+_SUPPORTED = "supported: JPEG, PNG, BMP, TIFF, WebP, DICOM"
 
 # Pillow warns above its own limit (89 MP); our budget is checked explicitly below it, so the warning is noise.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -232,7 +235,7 @@ def non_finite_fraction(source: str | Path | bytes) -> float:
     else:
         data = bytes(source)
     if not data or data[:4] not in tiff:
-        return 0.0  # of the supported formats only TIFF stores float pixels (JPEG/PNG/BMP are integer; DICOM too)
+        return 0.0  # of the supported formats only TIFF stores float pixels (JPEG/PNG/BMP/WebP are integer; DICOM too)
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None or array.dtype.kind != "f":
         return 0.0
@@ -275,8 +278,10 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
-def _probe(data: bytes, name: str) -> None:
-    """Read the format and dimensions from the header (nothing decoded); refuse unknown formats and bombs."""
+def _probe(data: bytes, name: str) -> str:
+    """Read the format and dimensions from the header (nothing decoded); refuse unknown formats and bombs.
+
+    Returns the format Pillow names (e.g. "PNG", "WEBP")."""
     size = fmt = None
     try:
         with Image.open(io.BytesIO(data)) as im:
@@ -295,6 +300,7 @@ def _probe(data: bytes, name: str) -> None:
     width, height = size
     if width * height > MAX_PIXELS:
         raise _over_budget(name, width * height, f"the {fmt} header ({width} x {height})")
+    return fmt
 
 
 def _probe_tiff(data: bytes, name: str) -> tuple[int, int] | None:
@@ -307,6 +313,20 @@ def _probe_tiff(data: bytes, name: str) -> tuple[int, int] | None:
             return int(page.imagewidth), int(page.imagelength)
     except Exception:  # tifffile raises many types for corrupt files; the caller says "not readable"
         return None
+
+
+def _decode_pillow(data: bytes, name: str) -> np.ndarray:
+    """RGB (or grey) pixels of the first frame through Pillow, after `_probe` checked the header; alpha dropped
+    as on the OpenCV path (the colour channels as stored, not composited)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return np.asarray(im if im.mode in ("L", "RGB") else im.convert("RGB"))
+    except Image.DecompressionBombError as exc:  # pragma: no cover - _probe refused it before
+        raise _over_budget(name, 2 * Image.MAX_IMAGE_PIXELS, "the image header") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
+        raise ImageDecodeError(f"{name}: not a readable image: corrupt or truncated ({_first_line(exc)}; "
+                               f"{_SUPPORTED})") from exc
 
 
 def _read_file(path: Path, name: str) -> bytes:
@@ -333,7 +353,7 @@ def _read_file(path: Path, name: str) -> bytes:
 
 
 def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
-    """Decode a JPEG/PNG/BMP/TIFF/DICOM file (path or bytes) to an RGB uint8 array (H, W, 3).
+    """Decode a JPEG/PNG/BMP/TIFF/WebP/DICOM file (path or bytes) to an RGB uint8 array (H, W, 3).
 
     Bounded (see the module docstring): any file that cannot be decoded safely raises ImageDecodeError."""
     if isinstance(source, (str, Path)):
@@ -348,7 +368,8 @@ def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         raise ImageDecodeError(f"{name}: the file is empty")
     if _is_dicom(data, name):
         return _decode_dicom(data, name)
-    _probe(data, name)
+    if _probe(data, name) in PILLOW_DECODES:
+        return _as_rgb(_decode_pillow(data, name), name)
     try:
         array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
