@@ -6,8 +6,9 @@ import time
 import streamlit as st
 
 from core.errors import BrainScanError
+from core.model.assessment import Assessment
 from core.model.card import CLASS_DESCRIPTIONS, class_label
-from core.model.inference import Prediction
+from core.model.limits import headline_limit
 from core.training.registry import sample_class
 from ui import state
 from ui.case import (
@@ -15,6 +16,7 @@ from ui.case import (
     case_id,
     clear_case_scans,
     current_series,
+    failure_rows,
     model_identity,
     prediction_record,
     scan_sha256,
@@ -23,7 +25,7 @@ from ui.case import (
 )
 from ui.clinical import feedback_form, header_panel, report_section, series_view
 from ui.figures import probability_bars
-from ui.presentation import content_hash, format_probability, predictions_display, predictions_frame, results_title
+from ui.presentation import content_hash, predictions_display, predictions_frame, results_title
 from ui.services import (
     active_model,
     assess_cached,
@@ -43,9 +45,9 @@ uploader = state.uploads_key(st.session_state.get(state.UPLOAD_NONCE, 0))
 # on_change, not a comparison with the last upload: the user adding or removing (×) files replaces the case's
 # scans at once (never a stale result), while coming back from another page, where the uploader is re-created
 # empty, keeps them.
-st.file_uploader("Upload MRI slices — JPEG, PNG, BMP, TIFF or DICOM (one or several files, a DICOM series, a "
+st.file_uploader("Upload MRI slices — JPEG, PNG, WebP, BMP, TIFF or DICOM (one or several files, a DICOM series, a "
                  "multi-frame DICOM or a zip of a series)",
-                 type=["jpg", "jpeg", "png", "bmp", "tif", "tiff", "dcm", "dicom", "zip"],
+                 type=["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "dcm", "dicom", "zip"],
                  accept_multiple_files=True, key=uploader,
                  on_change=lambda: take_uploads({f.name: f.getvalue() for f in st.session_state.get(uploader) or []}))
 
@@ -76,7 +78,7 @@ if not files:
 
 shown = labels(failures)  # de-identified "Scan 1 (hash)" unless the sidebar's "Show file names" is on
 info = model_identity(entry, card)
-predictions: dict[str, Prediction] = {}
+predictions: dict[str, Assessment] = {}
 series_result = None
 started = time.perf_counter()
 if current_series() is not None:
@@ -85,9 +87,9 @@ else:
     for name, data in files.items():
         try:
             predictions[name] = assess_cached(entry.key, content_hash(data), entry, model, card, data, shown[name])
-        except BrainScanError as exc:
-            failures[name] = str(exc)
-            st.error(str(exc))
+        except BrainScanError as exc:  # on screen, named as the upload box names it; the table de-identifies
+            failures[name] = str(exc).replace(shown[name], name)
+            st.error(failures[name])
 seconds = time.perf_counter() - started
 for name, prediction in predictions.items():
     audit("classification", scan_sha256(files[name]), info.sha256, prediction_record(prediction), once=(entry.key,))
@@ -98,7 +100,7 @@ if series_result is not None:
     series_view(series_result)
 elif len(files) > 1 or failures:
     st.subheader(f"Results for {results_title(len(predictions), len(failures))}")
-    table = predictions_frame(predictions.values(), failures={shown.get(n, n): r for n, r in failures.items()})
+    table = predictions_frame(predictions.values(), failures=failure_rows(failures, shown))
     st.dataframe(predictions_display(table), hide_index=True, width="stretch")
     st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "brainscan_results.csv",
                        "text/csv", key=state.DOWNLOAD_CSV)
@@ -117,24 +119,23 @@ st.subheader(f"Result for {label}")
 left, right = st.columns([1, 1.3], gap="large")
 try:
     left.image(display_image(content_hash(data), data, label), caption=f"{label} · case {case_id()}", width="stretch",
-               alt=f"MRI scan {label}, " + (f"classified as {class_label(prediction.answer)}" if prediction.answer
-                                            else "not classified (refused by the input gate)"))
+               alt=f"MRI scan {label}; assessment: {prediction.headline}")
 except BrainScanError as exc:  # e.g. a DICOM without pixels: the gate refused it before decoding
     left.info(f"No picture to show: {exc}")
 with left:
     header_panel(name)
 with right:
-    if not prediction.refused:
-        st.caption(f"Predicted class for {label}" + (" (calibrated probability)" if prediction.calibrated else ""))
-        st.markdown(f"<span style='font-size:2.2rem;font-weight:600'>{class_label(prediction.predicted)}</span> "
-                    f"&nbsp; <span style='font-size:1.2rem'>{format_probability(prediction.confidence)} probability</span>",
-                    unsafe_allow_html=True)
-        st.caption(CLASS_DESCRIPTIONS.get(prediction.predicted, ""))
-    if show_answer(prediction, sample_class(samples[name]) if name in samples else None):
+    answered = show_answer(prediction, sample_class(samples[name]) if name in samples else None,
+                           headline_limit(card))
+    if answered:
+        if prediction.answer:
+            st.caption(CLASS_DESCRIPTIONS.get(prediction.answer, ""))
         st.plotly_chart(probability_bars(prediction.probabilities, prediction.predicted), key="probabilities")
     st.caption(f"Model: {entry.label} ({entry.source}) · input {card.image_size} px · "
                f"classified in {seconds:.2f} s")
-    st.page_link("pages/explain.py", label="Why? See the explanations for this scan", icon=":material/visibility:")
-    feedback_form(label, data, prediction, list(card.class_names), info.sha256)
+    if answered:
+        st.page_link("pages/explain.py", label="Why? See the explanations for this scan",
+                     icon=":material/visibility:")
+        feedback_form(label, data, prediction, list(card.class_names), info.sha256)
 
 report_section(entry, model, card, predictions, series_result, shown)

@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.errors import BrainScanError
 from core.model.card import class_label
+from core.model.limits import headline_limit
 from core.xai.agreement import DISAGREE_BELOW, OUTSIDE_ABOVE
 from core.xai.explainers import EXPLAINERS
 from core.xai.metrics import METRICS
@@ -18,7 +19,7 @@ from ui.presentation import content_hash, fit_for_display, format_probability, l
 from ui.services import (
     active_model,
     agreement_cached,
-    classify_cached,
+    assess_cached,
     display_image,
     expert_mask,
     explanation_cached,
@@ -30,6 +31,7 @@ from ui.services import (
     scans,
     selected_scan,
 )
+from ui.trust_view import answer_banner
 
 st.title("Explain the prediction")
 notice()
@@ -38,7 +40,12 @@ if loaded is None:
     st.stop()
 entry, model, card = loaded
 if selected_scan() is None:
-    st.info("No scan yet: upload one or choose a sample on the Classify page.")
+    if st.session_state.get(state.CASE_FROM_URL):  # a reload or a shared link: the case id survived, its scans not
+        st.info(f"Case {case_id()} has no scans in this browser session. Scans are kept only in the memory of the "
+                "session they were uploaded in (never on disk), so after a reload or in a new tab they must be "
+                "uploaded again on the Classify page.")
+    else:
+        st.info("No scan yet: upload one or choose a sample on the Classify page.")
     st.page_link("pages/classify.py", label="Go to Classify", icon=":material/radiology:")
     st.stop()
 shown = labels()  # de-identified "Scan 1 (hash)" unless the sidebar's "Show file names" is on
@@ -49,17 +56,30 @@ label = shown[name]
 scan_id = content_hash(data)
 try:
     image = model_input(scan_id, card.image_size, data, label, card.crop)
-    prediction = classify_cached(entry.key, scan_id, model, card, data, label)
+    prediction = assess_cached(entry.key, scan_id, entry, model, card, data, label)
 except BrainScanError as exc:
     st.error(str(exc))
     st.stop()
 
+kind, headline, subline = answer_banner(prediction)
+if prediction.refused:  # the same refusal as on Classify: no class, no probabilities, no overlays
+    st.error(f"**{label}: {headline}.** {subline}")
+    st.caption("Explanations are only computed for scans the model answers: an overlay on a refused scan would "
+               "look like evidence for a diagnosis the model must not give.")
+    st.page_link("pages/classify.py", label="Back to Classify", icon=":material/radiology:")
+    st.stop()
+getattr(st, kind)(f"**{label}: {headline}** — {subline}")
+limit = headline_limit(card)
+if limit:
+    st.caption(f"Known limit: {limit}")
+
 classes = list(card.class_names)
 target = st.selectbox("Explain the evidence for", classes, index=classes.index(prediction.predicted),
                       format_func=lambda c: f"{class_label(c)} ({format_probability(prediction.probabilities[c])})"
-                      + (" — predicted" if c == prediction.predicted else ""), key=state.EXPLAIN_CLASS)
+                      + (" — most probable" if c == prediction.predicted else ""), key=state.EXPLAIN_CLASS)
 class_index = classes.index(target)
-st.caption(f"Explaining **{label}** (case {case_id()}): {class_label(prediction.predicted)} predicted.")
+st.caption(f"Explaining **{label}** (case {case_id()}); the model's most probable class: "
+           f"{class_label(prediction.predicted)}.")
 
 
 toggles = st.columns(len(EXPLAINERS) + 1)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.model.assessment import Assessment
 from core.model.card import load_card
-from core.model.inference import Prediction
 from core.training import run_files as rf
 from core.training.registry import history_for, key_numbers, list_models, model_mtime, sample_scans
 from ui import figures, presentation
@@ -26,20 +26,24 @@ EVALUATION = {
 }
 
 
-def _prediction(name: str, confidence: float) -> Prediction:
+CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
+
+
+def _prediction(name: str, confidence: float) -> Assessment:
     rest = (1 - confidence) / 3
-    probabilities = {"glioma": confidence, "meningioma": rest, "notumor": rest, "pituitary": rest}
-    return Prediction(name, "glioma", confidence, probabilities)
+    probabilities = (confidence, rest, rest, rest)
+    return Assessment(name, CLASSES, probabilities, probabilities)
 
 
-def test_predictions_frame_and_low_confidence():
-    frame = presentation.predictions_frame([_prediction("a.jpg", 0.95), _prediction("b.jpg", 0.5)])
-    assert list(frame["prediction"]) == ["Glioma", "Glioma"]
-    assert list(frame["low confidence"]) == [False, True]
+def test_predictions_frame_words_the_state_of_each_assessment():
+    refused = Assessment("c.jpg", CLASSES, (0.999, 0.0, 0.0, 0.001), (0.999, 0.0, 0.0, 0.001),
+                         refusal="blank image", refusal_layer="image:blank")
+    frame = presentation.predictions_frame([_prediction("a.jpg", 0.95), _prediction("b.jpg", 0.5), refused])
+    assert list(frame["answer"]) == ["Glioma", "Glioma", "Not a usable scan: not classified"]
+    assert list(frame["assessment"]) == ["Confident", "Low confidence", "Not classified (refused by the input gate)"]
     assert frame.loc[1, "p(No tumour)"] == pytest.approx(0.5 / 3, abs=1e-4)
-    assert "file,prediction,confidence" in frame.to_csv(index=False)
-    assert presentation.is_low_confidence(_prediction("c", 0.69))
-    assert not presentation.is_low_confidence(_prediction("c", 0.7))
+    assert frame.loc[2, ["confidence", "p(Glioma)", "p(No tumour)"]].isna().all()  # a refused row has no numbers
+    assert "file,assessment,answer,confidence" in frame.to_csv(index=False)
 
 
 def test_predictions_display_words_probabilities():
@@ -47,22 +51,24 @@ def test_predictions_display_words_probabilities():
     shown = presentation.predictions_display(frame)
     assert list(shown["confidence"]) == [">99.9%", "50.0%"]
     assert shown.loc[0, "p(No tumour)"] == "<0.1%"
-    assert list(shown["low confidence"]) == ["", "below 70%"]
     assert frame.loc[0, "confidence"] == pytest.approx(0.99999)
 
 
 def test_headline_frame_has_cis_and_the_specification():
     frame = presentation.headline_frame(EVALUATION)
-    assert list(frame.columns) == ["Test (full), n=10", "Test (older leakage-free subset), n=8", "Specification"]
-    assert frame.loc["Accuracy", "Test (full), n=10"] == "0.9000 [0.800–0.950]"
-    assert frame.loc["Cohen's kappa", "Test (older leakage-free subset), n=8"] == "–"
-    assert frame.loc["Macro-F1", "Specification"] == f"{SPEC_RESULTS['macro_f1']:.4f}"
+    assert list(frame.columns) == ["Test, all (n=10)", "Test, older leakage-free (n=8)", "Specification"]
+    accuracy, kappa, f1 = (presentation.HEADLINE_LABELS[k] for k in ("accuracy", "cohen_kappa", "macro_f1"))
+    assert accuracy == "Share of scans classified correctly (accuracy)"  # plain words first, technical name second
+    assert frame.loc[accuracy, "Test, all (n=10)"] == "0.9000 [0.800–0.950]"
+    assert frame.loc[kappa, "Test, older leakage-free (n=8)"] == "–"
+    assert frame.loc[f1, "Specification"] == f"{SPEC_RESULTS['macro_f1']:.4f}"
 
 
 def test_per_class_frame_and_confusion_normalisation():
     frame = presentation.per_class_frame(EVALUATION["test"])
-    assert frame.loc["No tumour", "Specificity"] == 0.75
-    assert frame.loc["Glioma", "Support"] == 4
+    assert frame.loc["No tumour", "Other scans kept out of this class (specificity)"] == 0.75
+    assert frame.loc["Glioma", "Scans (support)"] == 4
+    assert frame.loc["Glioma", "Scans of this class found (sensitivity / recall)"] == 0.75
     np.testing.assert_allclose(presentation.confusion([[3, 1], [0, 0]], True), [[0.75, 0.25], [0, 0]])
     np.testing.assert_array_equal(presentation.confusion([[3, 1], [0, 6]], False), [[3, 1], [0, 6]])
 
@@ -73,11 +79,13 @@ def test_xai_frame_rows_and_spec_column():
                      "insertion_auc": {"mean": 0.7}},
         "random": {"kind": "baseline", "label": "Random map", "deletion_auc": {"mean": 0.4}}}}
     frame = presentation.xai_frame(results)
-    assert frame.loc["Score-CAM", "Deletion AUC"] == "0.2000 [0.100–0.300]"
-    assert frame.loc["Score-CAM", "Sanity rank corr."] == "–"
+    deletion, sanity = presentation.XAI_COLUMNS["deletion_auc"], presentation.XAI_COLUMNS["sanity_rank_correlation"]
+    assert deletion == "Confidence left as the top pixels are deleted (deletion AUC ↓)"
+    assert frame.loc["Score-CAM", deletion] == "0.2000 [0.100–0.300]"
+    assert frame.loc["Score-CAM", sanity] == "–"
     assert frame.loc["Random map", "Kind"] == "baseline"
-    assert frame.loc["Random map", "Spec deletion / insertion / faithfulness"] == "–"
-    assert frame.loc["Score-CAM", "Spec deletion / insertion / faithfulness"].startswith("0.4039")
+    assert frame.loc["Random map", presentation.XAI_SPEC_COLUMN] == "–"
+    assert frame.loc["Score-CAM", presentation.XAI_SPEC_COLUMN].startswith("0.4039")
 
 
 def test_format_seconds_and_key_numbers_text():
@@ -205,8 +213,9 @@ def test_scan_metrics_and_comparison_frames(tiny_model_dir):
     card.evaluation = EVALUATION
     other = load_card(tiny_model_dir)
     table = presentation.comparison_frame({"A": card, "B": other})
-    assert table.loc["Accuracy — Test (full)", "A"] == "0.9000 [0.800–0.950]"
-    assert table.loc["Accuracy — Test (full)", "B"] == "–"
+    row = f"{presentation.HEADLINE_LABELS['accuracy']} — Test, all"
+    assert table.loc[row, "A"] == "0.9000 [0.800–0.950]"
+    assert table.loc[row, "B"] == "–"
 
 
 def test_sample_class_from_file_name():

@@ -43,14 +43,16 @@ def test_report_of_two_scans_has_every_part(tiny_model, tiny_model_dir):
     info = model_info(tiny_model_dir, card)
     assert info.sha256 == sha256_file(tiny_model_dir / "model.keras")
     for expected in ("Case report", "CASE-0042", "tiny-test-model", info.sha256, "TinyCNN", "Scan 1", "Scan 2",
-                     "Score-CAM", "LIME", "Prediction set: not available", "Input gate: not available",
+                     "Score-CAM", "LIME", "Prediction set: not available",
+                     "Input gate: pixel rules passed (no learned gate: the model folder is not calibrated)",
                      "Deletion AUC", "Insertion AUC", "Research use only - not a medical device", "UTC"):
         assert expected in text, expected
     assert _flat(DISCLAIMER) in text
     for scan, (name, data) in zip(report.scans, files.items()):
         assert scan.sha256 == sha256_bytes(data) and scan.sha256 in text
         assert name not in text  # file names stay out of the report
-        assert f"({format_probability(scan.probabilities[scan.predicted])})" in text
+        answer = scan.assessment
+        assert answer.headline in text and format_probability(answer.confidence) in text
         assert [o.method for o in scan.overlays] == ["Score-CAM", "LIME"]
         assert all(o.faithfulness and o.seconds > 0 for o in scan.overlays)
     assert len(PdfReader(io.BytesIO(pdf)).pages) == 3  # the case page, one page per scan
@@ -135,7 +137,9 @@ def test_report_shows_the_gate_and_the_prediction_set_of_a_calibrated_model():
     answer = classify(model, card, sample, sample.name, trust=load_trust(folder, card.class_names))
     pdf, report = make_case_report(model, card, folder, {sample.name: sample.read_bytes()}, "CASE-TRUST",
                                    ["scorecam"])
-    assert report.scans[0].prediction_set == answer.prediction_set and answer.prediction_set
-    assert report.scans[0].gate_status.startswith("accepted")
+    shown = report.scans[0].assessment
+    assert shown.audit_record() == answer.audit_record() and answer.prediction_set
+    text = _flat(_text(pdf))
+    assert f"Prediction set: {answer.set_text()}" in text and "Input gate: accepted" in text
     text = _text(pdf)
     assert "Input gate: accepted" in text and "not available" not in text

@@ -15,9 +15,10 @@ from core.errors import CalibrationError, ImageDecodeError
 from core.evaluation import trust_fit
 from core.evaluation.calibration import calibration_metrics, conformal_metrics, ece, ood_metrics
 from core.io.images import dicom_modality, non_finite_fraction, read_image
+from core.model.assessment import Assessment, State
 from core.model.gate import check_metadata, check_pixels
 from core.model.gate.scores import SCORES, get_score
-from core.model.inference import Prediction, classify, predict_proba, predict_with_features
+from core.model.inference import classify, predict_proba, predict_with_features
 from core.model.trust import NOT_CALIBRATED, calibrated_proba, conformal_predictor, load_trust, prediction_sets
 from tests.synthetic import synthetic_scan, write_dataset
 
@@ -178,7 +179,7 @@ def test_classify_with_trust_gives_calibrated_sets_and_refuses_a_ct(fitted_dir, 
     trust = load_trust(folder, card.class_names)
     scan = next((data / "Testing" / "glioma").iterdir())
     result = classify(model, card, scan, trust=trust)
-    assert result.calibrated and result.ood_score is not None and isinstance(result.prediction_set, list)
+    assert result.calibrated_model and result.ood_score is not None and isinstance(result.prediction_set, tuple)
     assert sum(result.probabilities.values()) == pytest.approx(1.0)
     ct = classify(model, card, _pydicom_file("CT_small.dcm"), trust=trust)
     assert ct.refused and ct.refusal_layer == "metadata" and "CT scan" in ct.refusal
@@ -262,32 +263,58 @@ def test_undecodable_non_mr_dicom_is_still_refused_not_an_error(tiny_model, tmp_
 
 # --- the app's wording ---------------------------------------------------------------------------------------
 
-def _prediction(**kw) -> Prediction:
-    base = dict(file="x.png", predicted="glioma", confidence=0.6,
-                probabilities={"glioma": 0.6, "meningioma": 0.35, "notumor": 0.03, "pituitary": 0.02},
-                calibrated=True, prediction_set=["glioma", "meningioma"], ood_score=0.1)
+CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
+
+
+def _prediction(**kw) -> Assessment:
+    base = dict(file="x.png", class_names=CLASSES, calibrated=(0.6, 0.35, 0.03, 0.02), raw=(0.5, 0.4, 0.05, 0.05),
+                calibrated_model=True, prediction_set=("glioma", "meningioma"), ood_score=0.1)
     base.update(kw)
-    return Prediction(**base)
+    return Assessment(**base)
+
+
+def test_one_state_machine_words_every_state_the_same_way():
+    several = _prediction()
+    assert several.state is State.SEVERAL and several.answer is None
+    assert several.headline == "Uncertain: Glioma or Meningioma"
+    assert "cannot tell glioma or meningioma apart" in several.warnings[0]
+    assert _prediction(prediction_set=("glioma",)).state is State.LOW_CONFIDENCE  # one class, 60% < 70%
+    assert "below 70%" in _prediction(prediction_set=("glioma",)).warnings[0]
+    confident = _prediction(calibrated=(0.9, 0.05, 0.03, 0.02), prediction_set=("glioma",))
+    assert confident.state is State.CONFIDENT and confident.warnings == () and confident.headline == "Glioma"
+    assert _prediction(calibrated=(0.7, 0.2, 0.05, 0.05), prediction_set=("glioma",)).state is State.CONFIDENT
+    other = _prediction(calibrated=(0.9, 0.05, 0.03, 0.02), prediction_set=("meningioma",))
+    assert other.state is State.SEVERAL and other.headline == "Uncertain: Glioma or Meningioma"
+    empty = _prediction(calibrated=(0.943, 0.03, 0.017, 0.01), prediction_set=())
+    assert empty.state is State.NO_CLASS and empty.headline == "Uncertain: no class is plausible"
+    assert empty.answer is None and empty.to_dict()["predicted_class"] is None
+    assert empty.to_dict()["top_class"] == "glioma"
+    uncalibrated = _prediction(calibrated_model=False, prediction_set=None)
+    assert uncalibrated.state is State.LOW_CONFIDENCE and "not calibrated" in uncalibrated.warnings[-1]
+    refused = _prediction(refusal="This looks like a CT scan, not an MRI.", refusal_layer="metadata")
+    assert refused.state is State.REFUSED and refused.refusal_title == "Not an MRI"
+    assert refused.probabilities == {} and refused.predicted is None and refused.confidence is None
+    record = refused.to_dict()
+    assert record["probabilities"] == {} and record["prediction_set"] == [] and record["predicted_class"] is None
+    assert "file" not in refused.audit_record() and refused.audit_record()["state"] == "refused"
 
 
 def test_app_wording_flags_multi_class_sets_refusals_and_wrong_samples():
     from ui.presentation import predictions_display, predictions_frame
-    from ui.trust_view import refusal_title, sample_disagreement, uncertainty_message
+    from ui.trust_view import answer_banner, sample_disagreement
 
-    assert "cannot tell glioma and meningioma apart" in uncertainty_message(_prediction())
-    assert uncertainty_message(_prediction(prediction_set=["glioma"], confidence=0.55)) is None
-    assert "does not hold the most probable class" in uncertainty_message(_prediction(prediction_set=["meningioma"]))
-    assert "below 70%" in uncertainty_message(_prediction(calibrated=False, prediction_set=None))
-    refused = _prediction(refusal="This looks like a CT scan, not an MRI.", refusal_layer="metadata",
-                          in_distribution=False)
-    assert refusal_title(refused) == "Not an MRI" and uncertainty_message(refused) is None
+    refused = _prediction(refusal="This looks like a CT scan, not an MRI.", refusal_layer="metadata")
+    assert answer_banner(refused) == ("error", "Not an MRI: not classified", "This looks like a CT scan, not an MRI.")
+    kind, headline, subline = answer_banner(_prediction())
+    assert (kind, headline) == ("warning", "Uncertain: Glioma or Meningioma") and "for reference only" in subline
     assert "known class is Meningioma" in sample_disagreement("meningioma", _prediction())
     assert sample_disagreement("glioma", _prediction()) is None
     frame = predictions_frame([_prediction(), refused])
-    assert {"in distribution", "ood score", "refusal", "prediction set"} <= set(frame.columns)
-    assert list(frame["prediction"]) == ["Glioma", "refused"]
-    assert list(frame["prediction set"])[0] == "Glioma; Meningioma"
-    assert list(predictions_display(frame)["low confidence"]) == ["uncertain (set > 1 class)", ""]
+    assert {"assessment", "answer", "ood score", "refusal", "prediction set"} <= set(frame.columns)
+    assert list(frame["answer"]) == ["Uncertain: Glioma or Meningioma", "Not an MRI: not classified"]
+    assert list(frame["prediction set"]) == ["Glioma, Meningioma", ""]
+    shown = predictions_display(frame)
+    assert list(shown["p(Glioma)"]) == ["60.0%", ""]  # the refused row shows no probability
 
 
 def test_ood_metrics_auroc_fpr_and_rule_refusals():
@@ -322,5 +349,6 @@ def test_classify_page_shows_why_a_scan_is_refused_and_the_set_of_an_accepted_on
                                                    ("chest.dcm", ct, "application/dicom")]).run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value
-    assert {"in distribution", "refusal", "prediction set", "ood score"} <= set(table.columns)
-    assert list(table["prediction"])[1] == "refused"
+    assert {"assessment", "refusal", "prediction set", "ood score"} <= set(table.columns)
+    assert list(table["assessment"])[1] == "Not classified (refused by the input gate)"
+    assert table["p(Glioma)"].iloc[1] in ("", None)

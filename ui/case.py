@@ -13,15 +13,14 @@ from typing import Any
 import streamlit as st
 
 from core.errors import AuditError, BrainScanError, CaseError
-from core.io.series import expand_archives, header_of, is_dicom, load_series
+from core.io.series import expand_archives, header_of, is_dicom, load_series, series_files
+from core.model.assessment import Assessment
 from core.model.card import ModelCard
-from core.model.inference import Prediction
 from core.model.series import SeriesResult, classify_series
 from core.report.model_info import ModelInfo, model_info
 from core.store.audit import AuditStore
 from core.store.cases import new_case_id, sha256_bytes, validate_case_id
 from ui import state
-from ui.presentation import scan_labels
 from ui.services import set_scans, show_file_names, trust_for
 
 
@@ -35,6 +34,7 @@ def case_id() -> str:
     if state.CASE_ID not in st.session_state:
         try:
             st.session_state[state.CASE_ID] = validate_case_id(st.query_params.get(state.QUERY_CASE, ""))
+            st.session_state[state.CASE_FROM_URL] = True  # a reload or a shared link: its scans are not here
         except CaseError:
             st.session_state[state.CASE_ID] = new_case_id()
     return st.session_state[state.CASE_ID]
@@ -114,11 +114,9 @@ def audit(event: str, scan_hash: str | None, model_hash: str | None, result: dic
     done.add(key)
 
 
-def prediction_record(prediction: Prediction) -> dict[str, Any]:
-    """What the audit keeps of a classification (no file name)."""
-    record = prediction.to_dict()  # the CLI's fields: a refused scan has no class, its refusal and no set
-    record.pop("file", None)
-    return record
+def prediction_record(prediction: Assessment) -> dict[str, Any]:
+    """What the audit keeps of a classification: the CLI's fields without the file name."""
+    return prediction.audit_record()
 
 
 def _deidentified(text: str, labels: dict[str, str]) -> str:
@@ -129,43 +127,39 @@ def _deidentified(text: str, labels: dict[str, str]) -> str:
 
 
 def take_uploads(files: dict[str, bytes]) -> None:
-    """Replace the case's scans with an upload: a DICOM series (several DICOMs, a multi-frame file, a zip)
-    becomes its ordered slices; other files stay as they are. Unusable files are kept with their reason."""
+    """Replace the case's scans with an upload: a DICOM series (`core.io.series.series_files`: several DICOMs, a
+    multi-frame file, a zip of them) becomes its ordered slices; every other file is a scan of its own. A series
+    that cannot be read does not reject the rest of the upload. Unusable files are kept with their reason, worded
+    with the names the upload box shows (the exported table de-identifies them: `failure_rows`)."""
     failures: dict[str, str] = {}
     series = None
     headers: dict[str, dict[str, str]] = {}
-    uploaded = dict(files)
     try:
         files = expand_archives(files)
     except CaseError as exc:
         failures["upload"] = str(exc)
         files = {}
-    expanded = files
-    dicoms = {n: d for n, d in files.items() if is_dicom(d)}
-    multiframe = False
-    if len(dicoms) == 1:
-        name = next(iter(dicoms))
+    in_series = series_files(files)
+    singles = {n: d for n, d in files.items() if n not in in_series}
+    if in_series:
         try:
-            multiframe = "Frames" in header_of(dicoms[name], name)
-        except BrainScanError:
-            multiframe = False
-    if len(dicoms) > 1 or multiframe:
-        try:
-            series = load_series(files)
-            files = {s.label: s.png for s in series.slices}
-            headers = {s.label: series.header for s in series.slices}
+            series = load_series(in_series)
         except BrainScanError as exc:
-            failures["DICOM series"] = str(exc)
-            files = {}
+            failures["DICOM series"] = f"The DICOM series ({len(in_series)} files) cannot be read: {exc}"
+    if series is not None:
+        for name in singles:
+            failures[name] = (f"{name} was uploaded with a DICOM series and is not part of it: upload it on its own "
+                              "to classify it.")
+        files = {s.label: s.png for s in series.slices}
+        headers = {s.label: series.header for s in series.slices}
     else:
-        for name, data in dicoms.items():
-            try:
-                headers[name] = header_of(data, name)
-            except BrainScanError:
-                pass  # the classification shows why the file cannot be read
-    if not show_file_names():  # a reason quotes the file's name: name it as the rest of the page does
-        shown = {**scan_labels(expanded), **scan_labels(uploaded)}
-        failures = {key: _deidentified(reason, shown) for key, reason in failures.items()}
+        files = singles
+        for name, data in files.items():
+            if is_dicom(data):
+                try:
+                    headers[name] = header_of(data, name)
+                except BrainScanError:
+                    pass  # the classification shows why the file cannot be read
     set_scans(files)
     if series is not None:
         st.session_state[state.SCAN] = None  # the series view then shows its most suspicious slice first
@@ -173,6 +167,14 @@ def take_uploads(files: dict[str, bytes]) -> None:
     st.session_state[state.HEADERS] = headers
     st.session_state[state.FAILURES] = failures
     st.session_state[state.REPORT_PDF] = None
+
+
+def failure_rows(failures: dict[str, str], shown: dict[str, str]) -> dict[str, str]:
+    """{label: reason} for the results table and its CSV: file names replaced by their labels unless the user
+    chose to see file names (the screen's messages keep the names the upload box shows)."""
+    if show_file_names():
+        return dict(failures)
+    return {shown.get(key, key): _deidentified(reason, shown) for key, reason in failures.items()}
 
 
 def current_series() -> Any:
@@ -187,9 +189,9 @@ def _series_result(model_key: str, hashes: tuple[str, ...], _entry: Any, _model:
     return classify_series(_model, _card, _images, trust, modality)
 
 
-def series_predictions(entry: Any, model: Any, card: ModelCard) -> tuple[SeriesResult, dict[str, Prediction]]:
+def series_predictions(entry: Any, model: Any, card: ModelCard) -> tuple[SeriesResult, dict[str, Assessment]]:
     """The series classified in batches through the gate, calibration and sets (cached by model and slices),
-    and one Prediction per slice label."""
+    and one Assessment per slice label."""
     series = current_series()
     result = _series_result(entry.key, tuple(s.sha256 for s in series.slices), entry, model, card,
                             [s.image for s in series.slices], series.modality)

@@ -9,20 +9,26 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.errors import BrainScanError
+from core.model.assessment import Assessment
 from core.model.card import ModelCard, class_label
-from core.model.inference import Prediction
 from core.model.series import SeriesResult
+from core.report import REPORT_MAX_SCANS, TOP_SLICES
 from core.store.audit import EVENTS, app_version, records_csv
 from core.store.feedback import agreement_by_class, disagreements, record_feedback
 from core.xai.explainers import EXPLAINERS
 from core.xai.metrics import METRICS
 from ui import state
-from ui.case import audit, audit_store, case_id, current_series, model_identity, scan_sha256, session_id
+from ui.case import (
+    audit,
+    audit_store,
+    case_id,
+    current_series,
+    model_identity,
+    scan_sha256,
+    session_id,
+)
 from ui.presentation import content_hash, format_probability
 from ui.services import display_image, explanation_cached, model_input, options_key, scan_metrics_cached, scans
-
-REPORT_MAX_SCANS = 8
-REPORT_TOP_SLICES = 3
 
 
 def header_panel(name: str) -> None:
@@ -67,39 +73,57 @@ def series_view(result: SeriesResult) -> None:
             middle.markdown("not classified (refused by the input gate)")
         else:
             middle.markdown(f"tumour probability {format_probability(result.suspicion[i])} · "
-                            f"{class_label(result.predicted(i))}")
+                            f"{result.predictions[i].headline}")
         if right.button("Explain this slice", key=f"{state.EXPLAIN_SLICE_PREFIX}{i}", icon=":material/visibility:"):
             st.session_state[state.SCAN] = labels[i]
             st.switch_page("pages/explain.py")
     st.select_slider("Slice shown", options=labels, key=state.SCAN)
 
 
-def feedback_form(name: str, data: bytes, prediction: Prediction, classes: list[str], model_hash: str) -> None:
-    """Agree / disagree with the prediction shown, the correct class and a note; stored in the audit trail."""
+def feedback_form(name: str, data: bytes, prediction: Assessment, classes: list[str], model_hash: str) -> None:
+    """Agree / disagree with the answer shown, the correct class and a note; stored in the audit trail. Nothing
+    is pre-selected (a default would record an agreement nobody gave); refused scans get no form."""
+    if prediction.refused:
+        return
     scan_hash = scan_sha256(data)
     with st.form(f"{state.FEEDBACK_PREFIX}{scan_hash[:16]}", clear_on_submit=False, border=True):
         st.markdown(f"**Your reading of {name}** (stored with the audit record of this case)")
-        verdict = st.radio("The model's class is", ["Correct", "Wrong"], horizontal=True,
-                           key=f"{state.FEEDBACK_PREFIX}verdict_{scan_hash[:16]}")
-        correct = st.selectbox("Correct class (when wrong)", classes, format_func=class_label,
-                               key=f"{state.FEEDBACK_PREFIX}class_{scan_hash[:16]}")
+        verdict = st.radio(f"The model's answer ({prediction.headline}) is", ["Correct", "Wrong"], index=None,
+                           horizontal=True, key=f"{state.FEEDBACK_PREFIX}verdict_{scan_hash[:16]}")
+        correct = st.selectbox("Correct class (when wrong)", classes, index=None, format_func=class_label,
+                               placeholder="Choose the class you read", key=f"{state.FEEDBACK_PREFIX}class_{scan_hash[:16]}")
         note = st.text_area("Note (optional; no patient details)", max_chars=2000,
                             key=f"{state.FEEDBACK_PREFIX}note_{scan_hash[:16]}")
         if st.form_submit_button("Record feedback", icon=":material/rate_review:"):
+            problem = feedback_problem(verdict, correct)
+            if problem:
+                st.error(problem)
+                return
             store = audit_store()
             if store is not None:
                 try:
                     record_feedback(store, case_id(), session_id(), scan_hash, model_hash, prediction.predicted,
-                                    verdict == "Correct", correct, note)
+                                    verdict == "Correct", correct if verdict == "Wrong" else prediction.predicted,
+                                    note)
                     st.success(f"Feedback recorded for {name} in case {case_id()}.")
                 except BrainScanError as exc:
                     st.error(str(exc))
 
 
-def report_section(entry: Any, model: Any, card: ModelCard, predictions: dict[str, Prediction],
+def feedback_problem(verdict: str | None, correct: str | None) -> str | None:
+    """Why a feedback form cannot be recorded yet, or None."""
+    if verdict is None:
+        return "Choose whether the model's answer is correct or wrong."
+    if verdict == "Wrong" and correct is None:
+        return "Choose the correct class."
+    return None
+
+
+def report_section(entry: Any, model: Any, card: ModelCard, predictions: dict[str, Assessment],
                    series_result: SeriesResult | None = None, shown: dict[str, str] | None = None) -> None:
-    """Build the case report (PDF) from the scans on screen, with the chosen overlays; then download it.
-    `shown` maps file names to the labels the report uses (the de-identified ones by default)."""
+    """Build the case report (PDF) from the assessments on screen, with the chosen overlays, through the one
+    report builder of `core.report.case`; then download it. `shown` maps file names to the labels the report
+    uses (the de-identified ones by default). Refused scans are reported with their refusal, never explained."""
     st.subheader("Case report (PDF)")
     methods = st.multiselect("Overlays in the report", list(EXPLAINERS), default=list(EXPLAINERS),
                              format_func=lambda m: EXPLAINERS[m].label, key=state.REPORT_METHODS)
@@ -107,54 +131,78 @@ def report_section(entry: Any, model: Any, card: ModelCard, predictions: dict[st
     files = scans()
     if series_result is not None:
         labels = [s.label for s in current_series().slices]
-        targets = [labels[i] for i in series_result.ranking[:REPORT_TOP_SLICES]]
+        targets = [labels[i] for i in series_result.ranking[:TOP_SLICES]
+                   if not series_result.predictions[i].refused]
     else:
         targets = [n for n in files if n in predictions][:REPORT_MAX_SCANS]
+    total = len(current_series().slices) if series_result is not None else len(predictions)
     st.caption(f"The report holds {len(targets)} scan section(s)"
-               + (" (the most suspicious slices; every slice's tumour probability is listed)" if series_result else "")
-               + f", case {case_id()}, the model's version and headline metrics.")
+               + (" (the most suspicious slices; every slice's assessment is listed)" if series_result else
+                  f" of the case's {total} scans (at most {REPORT_MAX_SCANS} per report)" if len(targets) < total
+                  else "")
+               + f", case {case_id()}, the model's version, headline metrics and known limits.")
     key = (case_id(), entry.key, tuple(scan_sha256(files[n]) for n in targets), tuple(methods), measure)
     if st.button("Build the case report", key=state.REPORT_BUILD, icon=":material/picture_as_pdf:"):
-        from core.report.case import report_scan  # fpdf2 takes ~1 s to import: only when a report is built
-        from core.report.pdf import CaseReport, build_pdf
+        from core.report.case import case_report, report_scan  # fpdf2 takes ~1 s to import: only when built
+        from core.report.pdf import build_pdf
 
         info = model_identity(entry, card)
-        report = CaseReport(case_id(), pd.Timestamp.now(tz="UTC").to_pydatetime(), info, [], app_version())
-        names = list(card.class_names)
+        sections = []
         with st.spinner("Explaining and drawing the report…"):
             for name in targets:
                 data = files[name]
-                image = model_input(content_hash(data), card.image_size, data, name, card.crop)
-                prediction = predictions[name]
-                class_index = names.index(prediction.predicted)
-                explanations, faithfulness = {}, {}
-                for method in methods:
-                    explanations[method] = explanation_cached(
-                        entry.key, content_hash(data), method, class_index,
-                        options_key(EXPLAINERS[method].default_options), model, card, image, str(entry.path))
-                    if measure:
-                        results = scan_metrics_cached(entry.key, content_hash(data), method, class_index,
-                                                      options_key(explanations[method].options), model, image,
-                                                      explanations[method].map)
-                        faithfulness[method] = {METRICS[m].label: float(r.value) for m, r in results.items()}
-                report.scans.append(report_scan(
-                    (shown or {}).get(name, name), scan_sha256(data), display_image(content_hash(data), data, name),
-                    prediction.probabilities, explanations, names, faithfulness=faithfulness,
+                assessment = predictions[name]
+                explanations, faithfulness = _report_explanations(entry, model, card, name, data, assessment,
+                                                                  methods, measure)
+                sections.append(report_scan(
+                    (shown or {}).get(name, name), scan_sha256(data), _report_picture(data, name), assessment,
+                    explanations, faithfulness=faithfulness,
                     header=(st.session_state.get(state.HEADERS) or {}).get(name)))
+            series = None
             if series_result is not None:
-                labels = [s.label for s in current_series().slices]
-                report.series_summary = series_result.summary()
-                report.series_rows = [(labels[i], float(series_result.suspicion[i]), series_result.predicted(i))
-                                      for i in range(len(labels))]
+                slices = current_series()
+                series = (series_result, [s.label for s in slices.slices], slices.ordered_by)
+            report = case_report(info, card, case_id(), sections, total, series)
             pdf = build_pdf(report)
         st.session_state[state.REPORT_PDF] = (key, pdf)
-        audit("report", None, info.sha256, {"scans": [{"sha256": s.sha256, "predicted_class": s.predicted}
+        audit("report", None, info.sha256, {"scans": [{"sha256": s.sha256, **s.assessment.audit_record()}
                                                       for s in report.scans], "methods": methods,
                                             "series_summary": report.series_summary})
     built = st.session_state.get(state.REPORT_PDF)
     if built and built[0] == key:
         st.download_button("Download the case report (PDF)", built[1], f"brainscan_{case_id()}.pdf",
                            "application/pdf", key=state.DOWNLOAD_REPORT, icon=":material/download:")
+
+
+def _report_picture(data: bytes, name: str) -> Any:
+    """The scan's picture for the report (a grey square when its pixels were never decoded)."""
+    import numpy as np
+
+    try:
+        return display_image(content_hash(data), data, name)
+    except BrainScanError:
+        return np.full((64, 64, 3), 200, np.uint8)
+
+
+def _report_explanations(entry: Any, model: Any, card: ModelCard, name: str, data: bytes, assessment: Assessment,
+                         methods: list[str], measure: bool) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """The cached explanations (and faithfulness) of the most probable class; none for a refused scan."""
+    explanations: dict[str, Any] = {}
+    faithfulness: dict[str, dict[str, float]] = {}
+    if assessment.refused:
+        return explanations, faithfulness
+    image = model_input(content_hash(data), card.image_size, data, name, card.crop)
+    class_index = list(card.class_names).index(assessment.predicted)
+    for method in methods:
+        explanations[method] = explanation_cached(
+            entry.key, content_hash(data), method, class_index, options_key(EXPLAINERS[method].default_options),
+            model, card, image, str(entry.path))
+        if measure:
+            results = scan_metrics_cached(entry.key, content_hash(data), method, class_index,
+                                          options_key(explanations[method].options), model, image,
+                                          explanations[method].map)
+            faithfulness[method] = {METRICS[m].label: float(r.value) for m, r in results.items()}
+    return explanations, faithfulness
 
 
 def audit_view() -> None:

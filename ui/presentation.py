@@ -13,20 +13,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.model.assessment import Assessment
+from core.model.assessment import percent as format_probability
 from core.model.card import class_label
-from core.model.inference import Prediction
 from ui.reference import SPEC_RESULTS, SPEC_XAI
 
-LOW_CONFIDENCE = 0.70
-HEADLINE_LABELS = {"accuracy": "Accuracy", "loss": "Loss (cross-entropy)", "macro_f1": "Macro-F1",
-                   "cohen_kappa": "Cohen's kappa", "macro_auc": "Macro AUC (one-vs-rest)"}
-SPLIT_LABELS = {"test": "Test (full)", "test_unseen": "Test (strict unseen: no source slice in Training)",
-                "test_leakage_free": "Test (older leakage-free subset)", "validation": "Validation"}
+# Every metric in plain words first, its technical name second (the metrics page is read by clinicians too).
+HEADLINE_LABELS = {"accuracy": "Share of scans classified correctly (accuracy)",
+                   "loss": "Penalty for confident mistakes (cross-entropy loss, lower is better)",
+                   "macro_f1": "Cases found vs false alarms, averaged over classes (macro-F1)",
+                   "cohen_kappa": "Agreement with the true class beyond chance (Cohen's kappa)",
+                   "macro_auc": "How well the scores rank each class above the rest (macro AUC, one-vs-rest)"}
+SPLIT_LABELS = {"test": "Test, all", "test_unseen": "Test, strict unseen",
+                "test_leakage_free": "Test, older leakage-free", "validation": "Validation"}
 TEST_SPLITS = ("test", "test_unseen", "test_leakage_free")
-XAI_COLUMNS = {"deletion_auc": "Deletion AUC", "insertion_auc": "Insertion AUC",
-               "faithfulness_correlation": "Faithfulness corr.", "road_morf": "ROAD MoRF ↓", "road_lerf": "ROAD LeRF ↑",
-               "sanity_rank_correlation": "Sanity rank corr.",
-               "seconds_per_image": "Seconds / image"}
+PER_CLASS_LABELS = {"precision": "Right when it names this class (precision)",
+                    "recall": "Scans of this class found (sensitivity / recall)",
+                    "specificity": "Other scans kept out of this class (specificity)",
+                    "f1": "Balance of the two (F1)", "support": "Scans (support)"}
+XAI_COLUMNS = {"deletion_auc": "Confidence left as the top pixels are deleted (deletion AUC ↓)",
+               "insertion_auc": "Confidence regained as the top pixels are restored (insertion AUC ↑)",
+               "faithfulness_correlation": "Map agrees with the effect of removing pixels (faithfulness correlation ↑)",
+               "road_morf": "Confidence left as the top pixels are imputed (ROAD MoRF ↓)",
+               "road_lerf": "Confidence left as the least relevant pixels are imputed (ROAD LeRF ↑)",
+               "sanity_rank_correlation": "Same map for a scrambled model (sanity rank correlation, near 0 is good)",
+               "seconds_per_image": "Time per scan (seconds)"}
+XAI_SPEC_COLUMN = "Specification: deletion / insertion / faithfulness"
+LOCALISATION_LABELS = {"energy_pointing": "Share of the map inside the tumour (energy pointing game)",
+                       "pointing_hit": "Map's peak inside the tumour (pointing-game hit rate)",
+                       "rank_accuracy": "Top pixels inside the tumour (relevance rank accuracy)",
+                       "road_morf": "Confidence left as the top pixels are imputed (ROAD MoRF)",
+                       "road_lerf": "Confidence left as the least relevant pixels are imputed (ROAD LeRF)"}
 
 
 def content_hash(data: bytes) -> str:
@@ -50,36 +67,22 @@ def scan_labels(files: dict[str, bytes], show_names: bool = False, unread: Itera
     return labels
 
 
-def format_probability(p: float) -> str:
-    """A probability as a percentage that never claims certainty: '>99.9%', '<0.1%', '87.3%'."""
-    if p >= 0.9995:
-        return ">99.9%"
-    if p < 0.0005:
-        return "<0.1%"
-    return f"{p:.1%}"
-
-
-def is_low_confidence(prediction: Prediction, threshold: float = LOW_CONFIDENCE) -> bool:
-    return prediction.confidence < threshold
-
-
-def predictions_frame(predictions: Iterable[Prediction], threshold: float = LOW_CONFIDENCE,
-                      failures: dict[str, str] | None = None) -> pd.DataFrame:
-    """One row per file: prediction in clinical wording, confidence, each class probability, a flag; files that
-    could not be read follow with their reason in `error` (the column exists only when there are some)."""
-    from ui.trust_view import trust_columns, uncertainty_message
-
+def predictions_frame(predictions: Iterable[Assessment], failures: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per file, from its Assessment only: the state and headline in words, then (for an answered scan)
+    the calibrated probabilities, the prediction set and the gate; a refused scan has no class and no
+    probabilities. Files that could not be read follow with their reason in `error` (only when there are some)."""
     rows = []
     for p in predictions:
-        row = {"file": p.file, "prediction": "refused" if p.refused else class_label(p.predicted or ""),
-               "confidence": None if p.refused or p.confidence is None else round(p.confidence, 6)}
-        row.update({f"p({class_label(c)})": round(v, 6) for c, v in p.probabilities.items()})
-        row.update(trust_columns(p))
-        row["low confidence"] = bool(uncertainty_message(p)) if p.calibrated else (
-            p.confidence is not None and p.confidence < threshold and not p.refused)
+        row = {"file": p.file, "assessment": p.state_text, "answer": p.headline,
+               "confidence": None if p.confidence is None else round(p.confidence, 6)}
+        row.update({f"p({class_label(c)})": (None if p.refused else round(p.probabilities[c], 6))
+                    for c in p.class_names})
+        row.update({"prediction set": p.set_text(), "refusal": p.refusal or "",
+                    "ood score": None if p.ood_score is None else round(p.ood_score, 4),
+                    "calibrated": p.calibrated_model})
         rows.append(row)
     for name, reason in (failures or {}).items():
-        rows.append({"file": name, "prediction": "not classified", "error": reason})
+        rows.append({"file": name, "assessment": "not read", "answer": "not classified", "error": reason})
     return pd.DataFrame(rows)
 
 
@@ -92,18 +95,12 @@ def results_title(classified: int, failed: int = 0) -> str:
 
 
 def predictions_display(frame: pd.DataFrame) -> pd.DataFrame:
-    """The predictions table as shown on screen: probabilities worded as percentages, the flag as text."""
+    """The predictions table as shown on screen: probabilities worded as percentages, blanks for none."""
     shown = frame.copy()
     for column in shown.columns:
         if column == "confidence" or column.startswith("p("):
             shown[column] = shown[column].map(lambda p: "" if pd.isna(p) else format_probability(p))
-    if "low confidence" in shown:
-        calibrated = shown["calibrated"] if "calibrated" in shown else pd.Series(False, index=shown.index)
-        below = f"below {LOW_CONFIDENCE:.0%}"
-        flags = zip(shown["low confidence"], calibrated)
-        shown["low confidence"] = [("uncertain (set > 1 class)" if cal is True or cal == 1 else below)
-                                   if low is True or low == 1 else "" for low, cal in flags]
-    return shown.fillna("")
+    return shown.astype(object).where(shown.notna(), "")
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -119,12 +116,13 @@ def _with_ci(metrics: dict[str, Any], key: str) -> str:
 
 
 def headline_frame(evaluation: dict[str, Any]) -> pd.DataFrame:
-    """Rows: the five headline metrics; columns: our splits (with 95% CIs) and the specification."""
+    """Rows: the five headline metrics (plain words, technical name second); columns: our splits (with 95% CIs)
+    and the specification."""
     table = {}
     for split, label in SPLIT_LABELS.items():
         if split in evaluation:
             n = evaluation[split].get("n")
-            table[f"{label}, n={n}" if n else label] = [_with_ci(evaluation[split], k) for k in HEADLINE_LABELS]
+            table[f"{label} (n={n})" if n else label] = [_with_ci(evaluation[split], k) for k in HEADLINE_LABELS]
     table["Specification"] = [_fmt(SPEC_RESULTS.get(k)) for k in HEADLINE_LABELS]
     return pd.DataFrame(table, index=list(HEADLINE_LABELS.values()))
 
@@ -142,28 +140,9 @@ def audit_text(audit: dict[str, Any]) -> str:
     return text + "."
 
 
-def external_frame(external: dict[str, Any]) -> pd.DataFrame:
-    """Rows: external sets (and planes); columns: n, tumour recall, no-tumour specificity, share called no tumour."""
-    def cell(entry: Any) -> str:
-        if not entry or entry.get("value") is None:
-            return "—"
-        lo, hi = entry["ci95"]
-        return f"{entry['value']:.3f} [{lo:.3f}–{hi:.3f}] ({entry['k']}/{entry['n']})"
-
-    rows = {}
-    for name, result in external.items():
-        for label, r in [(name, result)] + [(f"{name} · {p}", v) for p, v in result.get("per_plane", {}).items()]:
-            n = r.get("n", 0)
-            rows[label] = {"n": n, "Tumour recall": cell(r.get("tumour_recall")),
-                           "No-tumour specificity": cell(r.get("notumor_specificity")),
-                           "Called no tumour": f"{r['predicted'].get('notumor', 0) / n:.1%}" if n else "—"}
-    return pd.DataFrame.from_dict(rows, orient="index")
-
-
 def per_class_frame(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Precision, recall (sensitivity), specificity, F1 and support per class."""
-    rows = {class_label(c): {"Precision": v["precision"], "Recall (sensitivity)": v["recall"],
-                             "Specificity": v["specificity"], "F1": v["f1"], "Support": v["support"]}
+    """Precision, recall (sensitivity), specificity, F1 and support per class, named in plain words first."""
+    rows = {class_label(c): {label: v[key] for key, label in PER_CLASS_LABELS.items()}
             for c, v in metrics.get("per_class", {}).items()}
     return pd.DataFrame.from_dict(rows, orient="index").round(4)
 
@@ -205,7 +184,7 @@ def xai_frame(results: dict[str, Any]) -> pd.DataFrame:
         row = {"Kind": entry.get("kind", "method")}
         row.update({label: _mean_ci(entry.get(key)) for key, label in XAI_COLUMNS.items()})
         spec = SPEC_XAI.get(name, {})
-        row["Spec deletion / insertion / faithfulness"] = (
+        row[XAI_SPEC_COLUMN] = (
             " / ".join(_fmt(spec.get(k)) for k in ("deletion_auc", "insertion_auc", "faithfulness_correlation"))
             if spec else "–")
         rows[entry.get("label", name)] = row
@@ -286,7 +265,8 @@ def localisation_frame(results: dict[str, Any], subset: str = "all") -> pd.DataF
                                    "n": block.get("n") if cls == "all" else block["per_class_n"].get(cls)}
             for key, meta in metrics.items():
                 arrow = "↑" if meta.get("higher_is_better") else "↓"
-                row[f"{meta.get('label', key)} {arrow}"] = _mean_ci(entry.get(key, {}).get(cls)) if key in entry \
+                column = f"{LOCALISATION_LABELS.get(key, meta.get('label', key))} {arrow}"
+                row[column] = _mean_ci(entry.get(key, {}).get(cls)) if key in entry \
                     else "–"
             rows.append(row)
     return pd.DataFrame(rows)

@@ -14,9 +14,10 @@ import streamlit as st
 
 from core.errors import BrainScanError
 from core.io.images import load_for_model, read_image
+from core.model.assessment import Assessment
 from core.model.card import ModelCard
 from core.model.factory import default_model_dir, load_model
-from core.model.inference import Prediction, classify, predict_proba
+from core.model.inference import classify, predict_proba
 from core.model.trust import Trust, load_trust
 from core.training.launcher import runs_root
 from core.training.registry import ModelEntry, list_models, sample_scans
@@ -92,13 +93,6 @@ def active_model() -> tuple[ModelEntry, Any, ModelCard] | None:
     return entry, model, card
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def classify_cached(model_key: str, scan_hash: str, _model: Any, _card: ModelCard, data: bytes,
-                    name: str) -> Prediction:
-    """Classification of one file, cached by model and file content."""
-    return classify(_model, _card, data, name)
-
-
 @st.cache_resource(max_entries=3, show_spinner=False)
 def trust_for(path: str, key: str, class_names: tuple[str, ...]) -> Trust | None:
     """The model folder's fitted input gate, temperature and conformal sets (None: not calibrated)."""
@@ -107,9 +101,10 @@ def trust_for(path: str, key: str, class_names: tuple[str, ...]) -> Trust | None
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def assess_cached(model_key: str, scan_hash: str, _entry: ModelEntry, _model: Any, _card: ModelCard, data: bytes,
-                  name: str) -> Prediction:
-    """Gate + calibrated classification + prediction set of one file, cached by model and file content (the
-    CLI's `predict` path). A folder without trust.json classifies as before and says it is not calibrated."""
+                  name: str) -> Assessment:
+    """The one Assessment of a file (gate, calibrated probabilities, prediction set), cached by model and file
+    content: every page shows this (the CLI's `predict` path). A folder without trust.json says it is not
+    calibrated."""
     trust = trust_for(str(_entry.path), _entry.key, tuple(_card.class_names))
     return classify(_model, _card, data, name, trust=trust)
 

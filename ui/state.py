@@ -63,6 +63,7 @@ DOWNLOAD_AUDIT = "download_audit"
 DOWNLOAD_DISAGREEMENTS = "download_disagreements"
 QUERY_MODEL = "model"                 # URL query parameters
 QUERY_CASE = "case"
+CASE_FROM_URL = "case_from_url"       # the case id came from the URL (a reload or a link): its scans are gone
 
 
 def uploads_key(nonce: int) -> str:

@@ -10,95 +10,65 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.model.assessment import UNCERTAIN_STATES, Assessment, State
+from core.model.assessment import percent as format_probability
 from core.model.card import class_label
-from core.model.inference import Prediction
-
-REFUSAL_TITLES = {"metadata": "Not an MRI", "learned": "Not a brain MRI slice"}
-UNSURE_FALLBACK = 0.70  # an uncalibrated model folder keeps the old low-confidence rule
 
 
-def refusal_title(prediction: Prediction) -> str:
-    """A short title for a refused scan."""
-    layer = prediction.refusal_layer or ""
-    return REFUSAL_TITLES.get(layer, "Not a usable scan" if layer.startswith("image") else "Not answered")
-
-
-def set_labels(prediction: Prediction) -> list[str]:
-    return [class_label(c) for c in prediction.prediction_set or []]
-
-
-def _join(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def uncertainty_message(prediction: Prediction) -> str | None:
-    """Why an accepted answer should be read with care, or None: the conformal set holds several classes (or none),
-    or - for a folder without calibration - the top probability is below 70%."""
-    if prediction.refused:
-        return None
-    if prediction.prediction_set is None:
-        if prediction.confidence is not None and prediction.confidence < UNSURE_FALLBACK:
-            return (f"Low confidence: the top probability is below {UNSURE_FALLBACK:.0%} (this model folder is not "
-                    "calibrated, so no prediction set is available). Rely on the full radiological reading.")
-        return None
-    names = [n.lower() if n != "No tumour" else "no tumour" for n in set_labels(prediction)]
-    if len(names) > 1:
-        return (f"The model cannot tell {_join(names)} apart here: all of them stay possible at the "
-                "chosen coverage. Rely on the full radiological reading.")
-    if not names:
-        return ("No class is plausible enough at the chosen coverage (empty prediction set): the scan is unusual "
-                "for this model. Rely on the full radiological reading.")
-    if prediction.prediction_set != [prediction.predicted]:
-        return (f"The prediction set ({names[0]}) does not hold the most probable class "
-                f"({class_label(prediction.predicted or '').lower()}): measured against scans of each class, this "
-                f"one looks more like {names[0]}. Treat the answer as uncertain and rely on the full radiological "
-                "reading.")
-    return None
-
-
-def sample_disagreement(known: str | None, prediction: Prediction) -> str | None:
+def sample_disagreement(known: str | None, prediction: Assessment) -> str | None:
     """For a sample scan with a known class: a sentence when the model's answer is not that class."""
     if not known:
         return None
     if prediction.refused:
         return f"This sample's known class is {class_label(known)}; the gate refused it, so no class is given."
-    if prediction.answer != known:
-        in_set = known in (prediction.prediction_set or [])
+    if prediction.predicted != known:
+        in_set = known in (prediction.prediction_set or ())
         tail = " (it is in the prediction set)" if in_set else " (it is not even in the prediction set)" \
             if prediction.prediction_set is not None else ""
-        return (f"The model is wrong on this sample: its known class is {class_label(known)}, the model says "
-                f"{class_label(prediction.answer or '')}{tail}.")
+        return (f"The model is wrong on this sample: its known class is {class_label(known)}, the model's most "
+                f"probable class is {class_label(prediction.predicted or '')}{tail}.")
     return None
 
 
-def trust_columns(prediction: Prediction) -> dict[str, Any]:
-    """The batch table's and CSV's extra columns for one scan."""
-    return {"in distribution": prediction.in_distribution,
-            "ood score": None if prediction.ood_score is None else round(prediction.ood_score, 4),
-            "refusal": prediction.refusal or "",
-            "prediction set": "; ".join(set_labels(prediction)) if prediction.prediction_set is not None else "",
-            "calibrated": prediction.calibrated}
+def answer_banner(prediction: Assessment) -> tuple[str, str, str]:
+    """(kind, headline, subline) of the result's banner: kind is "error" (refused), "warning" (uncertain or low
+    confidence) or "success"; in the uncertain states the headline is the state, never a class."""
+    state = prediction.state
+    if state is State.REFUSED:
+        return "error", prediction.headline, prediction.refusal or ""
+    probability = format_probability(prediction.confidence or 0.0)
+    if state in UNCERTAIN_STATES:
+        return ("warning", prediction.headline,
+                f"Most probable class: {class_label(prediction.predicted or '')} ({probability}), shown for "
+                "reference only.")
+    kind = "warning" if state is State.LOW_CONFIDENCE else "success"
+    calibrated = " (calibrated)" if prediction.calibrated_model else " (not calibrated)"
+    return kind, prediction.headline, f"{probability} probability{calibrated} · {prediction.state_text.lower()}"
 
 
-def show_answer(prediction: Prediction, known: str | None = None) -> bool:
-    """Render a refusal (and return False) or the answer's uncertainty notes (and return True)."""
+def show_answer(prediction: Assessment, known: str | None = None, limit: str | None = None) -> bool:
+    """Render the assessment: a refusal (and return False: nothing else may be shown), or the banner with the
+    state, the prediction set, the caveats and the model's known limit (and return True)."""
+    kind, headline, subline = answer_banner(prediction)
     if prediction.refused:
-        st.error(f"**{refusal_title(prediction)}.** {prediction.refusal}")
-        st.caption("No class is given for this file. The input gate refuses scans the model was not made for, "
-                   "so that it never gives a confident diagnosis for them.")
+        st.error(f"**{headline}.** {subline}")
+        st.caption("No class, no probabilities and no explanations are given for this file. The input gate refuses "
+                   "scans the model was not made for, so that it never gives a diagnosis for them.")
         return False
+    colour = {"success": "green", "warning": "orange"}[kind]
+    st.markdown(f"<span style='font-size:2.0rem;font-weight:600'>:{colour}[{headline}]</span>",
+                unsafe_allow_html=True)
+    st.markdown(subline)
     if prediction.prediction_set is not None:
         st.markdown("**Prediction set** (contains the true class in 95% of scans of each class): "
-                    + (", ".join(set_labels(prediction)) or "empty"))
-    else:
-        st.caption("This model folder is not calibrated (no input gate score, no prediction set): run "
-                   "`python -m core calibrate`.")
-    message = uncertainty_message(prediction)
-    if message:
-        st.warning(message)
+                    + prediction.set_text())
+    for warning in prediction.warnings:
+        st.warning(warning)
     disagreement = sample_disagreement(known, prediction)
     if disagreement:
         st.warning(disagreement)
+    if limit:
+        st.caption(f"Known limit: {limit}")
     return True
 
 

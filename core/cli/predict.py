@@ -39,7 +39,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else:
             probs = "  ".join(f"{k} {v:.3f}" for k, v in result.probabilities.items())
             members = "" if result.prediction_set is None else f"  set {{{', '.join(result.prediction_set)}}}"
-            print(f"{file}: {result.predicted} ({result.confidence:.1%}){members}  [{probs}]")
+            print(f"{file}: {result.headline} [{result.state.value}] (most probable {result.predicted} "
+                  f"{result.confidence:.1%}){members}  [{probs}]")
     return 1 if failures else 0
 
 

@@ -36,7 +36,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         store = AuditStore()
         info = model_info(args.model, card)
         store.record("report", case_id, f"cli-{os.getpid()}", {
-            "scans": [{"sha256": s.sha256, "predicted_class": s.predicted} for s in report.scans],
+            "scans": [{"sha256": s.sha256, **s.assessment.audit_record()} for s in report.scans],
             "methods": methods, "series_summary": report.series_summary, "pages": pdf.count(b"/Type /Page") - 1},
             model_hash=info.sha256)
     print(f"{out}: case {case_id}, {len(report.scans)} scan section(s), {len(pdf) / 1024:.0f} KiB", file=sys.stderr)

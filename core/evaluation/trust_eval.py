@@ -21,8 +21,9 @@ from core.evaluation.calibration import (
     risk_coverage,
     wilson,
 )
+from core.model.assessment import Assessment
 from core.model.card import ModelCard
-from core.model.inference import Prediction, classify
+from core.model.inference import classify
 from core.model.trust import Trust
 
 Progress = Callable[[str, int, int], None] | None
@@ -30,8 +31,8 @@ LABELS_FILE = "labels.csv"
 
 
 def _run(model: Any, card: ModelCard, trust: Trust, paths: list[Path], stage: str,
-         progress: Progress) -> list[Prediction | None]:
-    out: list[Prediction | None] = []
+         progress: Progress) -> list[Assessment | None]:
+    out: list[Assessment | None] = []
     for i, path in enumerate(paths):
         try:
             out.append(classify(model, card, path, str(path), trust=trust))
@@ -42,7 +43,7 @@ def _run(model: Any, card: ModelCard, trust: Trust, paths: list[Path], stage: st
     return out
 
 
-def _gate_arrays(predictions: list[Prediction | None]) -> tuple[np.ndarray, np.ndarray]:
+def _gate_arrays(predictions: list[Assessment | None]) -> tuple[np.ndarray, np.ndarray]:
     kept = [p for p in predictions if p is not None]
     scores = np.array([np.nan if p.ood_score is None else p.ood_score for p in kept], np.float64)
     return scores, np.array([p.refused for p in kept], bool)
@@ -72,10 +73,11 @@ def trust_report(model: Any, card: ModelCard, trust: Trust, test: list[Sample],
     relpaths to keep), plus the gate per external set."""
     classes = list(card.class_names)
     predictions = _run(model, card, trust, [s.path for s in test], "trust: test", progress)
-    rows = [(s, p) for s, p in zip(test, predictions) if p is not None and p.probabilities]
+    # every scan the network saw, refused ones included (their values are kept for measuring, never shown)
+    rows = [(s, p) for s, p in zip(test, predictions) if p is not None and p.calibrated]
     labels = np.array([s.label for s, _ in rows])
-    before = np.array([[p.raw_probabilities[c] for c in classes] for _, p in rows])
-    after = np.array([[p.probabilities[c] for c in classes] for _, p in rows])
+    before = np.array([p.raw for _, p in rows], np.float64).reshape(len(rows), len(classes))
+    after = np.array([p.calibrated for _, p in rows], np.float64).reshape(len(rows), len(classes))
     id_scores, id_refused = _gate_arrays(predictions)
     confidence = trust.config.confidence
     report: dict[str, Any] = {
@@ -114,7 +116,7 @@ def trust_report(model: Any, card: ModelCard, trust: Trust, test: list[Sample],
     return report
 
 
-def _by_layer(predictions: list[Prediction | None]) -> dict[str, int]:
+def _by_layer(predictions: list[Assessment | None]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for p in predictions:
         if p is not None and p.refused:

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.errors import CaseError, ImageDecodeError
+from core.errors import BrainScanError, CaseError, ImageDecodeError
 from core.io.images import dicom_pixel_budget, read_image
 
 MAX_ARCHIVE_MEMBERS = 2000
@@ -201,6 +201,22 @@ def _same(values: list[Any], what: str) -> None:
     if len(distinct) > 1:
         raise CaseError(f"the upload mixes {len(distinct)} different {what}; upload the files of one series "
                         "of one patient at a time")
+
+
+def series_files(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The one rule for "this upload holds a series": its DICOM files when there are several of them, or its one
+    DICOM file when that is multi-frame; {} otherwise (every file is then a scan of its own). Other files of the
+    upload are never part of a series."""
+    dicoms = {n: d for n, d in files.items() if is_dicom(d)}
+    if len(dicoms) > 1:
+        return dicoms
+    if len(dicoms) == 1:
+        name, data = next(iter(dicoms.items()))
+        try:
+            return dicoms if "Frames" in header_of(data, name) else {}
+        except BrainScanError:
+            return {}  # unreadable header: classified (and refused or reported) as a single file
+    return {}
 
 
 def load_series(files: dict[str, bytes]) -> Series:

@@ -1,13 +1,13 @@
 """The one inference path: every consumer (classification, evaluation, explainers, XAI metrics, image
 selection) gets probabilities from `predict_proba`, which runs the model's traced forward call in batches.
 
-Also the input check for a preprocessed image, and the per-file `classify` used by the CLI and the app.
+Also the input check for a preprocessed image, and `classify`, the one function that turns a file into the
+`core.model.assessment.Assessment` shown by the app, the report and the CLI.
 """
 from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from core.errors import ExplainError, ImageDecodeError
 from core.io.images import dicom_modality, non_finite_fraction, preprocess, read_image
+from core.model.assessment import Assessment
 from core.model.card import ModelCard
 from core.model.gate import Refusal, check_metadata, check_pixels
 from core.model.gate.scores import image_statistics
@@ -157,57 +158,15 @@ def check_image(model: Any, image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32, copy=True)
 
 
-@dataclass
-class Prediction:
-    """One file's answer. `predicted` is the most probable class (kept for research and the explain page even
-    when the gate refuses); `answer` is what may be shown as a diagnosis: None when refused.
-
-    With a fitted model folder `probabilities` and `confidence` are temperature-calibrated, `raw_probabilities`
-    the network's own; without one (`calibrated` False) both are the network's and there is no prediction set.
-    """
-
-    file: str
-    predicted: str | None
-    confidence: float | None
-    probabilities: dict[str, float]
-    raw_probabilities: dict[str, float] = field(default_factory=dict)
-    calibrated: bool = False
-    in_distribution: bool = True
-    ood_score: float | None = None
-    refusal: str | None = None
-    refusal_layer: str | None = None
-    prediction_set: list[str] | None = None
-
-    @property
-    def refused(self) -> bool:
-        return self.refusal is not None
-
-    @property
-    def answer(self) -> str | None:
-        """The class to show, or None for a refused scan."""
-        return None if self.refused else self.predicted
-
-    def to_dict(self) -> dict[str, Any]:
-        """The CLI's JSON object (`python -m core predict --json`)."""
-        return {"file": self.file, "predicted_class": self.answer,
-                "confidence": None if self.refused or self.confidence is None else round(self.confidence, 6),
-                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
-                "in_distribution": self.in_distribution,
-                "ood_score": None if self.ood_score is None else round(self.ood_score, 6),
-                "refusal": self.refusal,
-                "prediction_set": [] if self.refused else self.prediction_set,
-                "calibrated": self.calibrated,
-                **({} if self.calibrated else {"note": "not calibrated"})}
-
-
-def _refused(name: str, refusal: Refusal) -> Prediction:
-    return Prediction(name, None, None, {}, in_distribution=False, refusal=refusal.reason,
-                      refusal_layer=refusal.layer, prediction_set=[])
+def _refused(card: ModelCard, name: str, refusal: Refusal, decoded: bool) -> Assessment:
+    return Assessment(name, tuple(card.class_names), refusal=refusal.reason, refusal_layer=refusal.layer,
+                      decoded=decoded, model=card.name)
 
 
 def classify(model: Any, card: ModelCard, source: str | Path | bytes, name: str | None = None,
-             trust: Trust | None = None) -> Prediction:
-    """Decode, gate, preprocess and classify one file (path or bytes).
+             trust: Trust | None = None) -> Assessment:
+    """Decode, gate, preprocess and classify one file (path or bytes): the one function that turns a file into
+    the `Assessment` every surface shows.
 
     The gate runs cheapest first: the DICOM Modality (before pixels are decoded: a CT whose pixels cannot be
     decoded is still refused, not an error), pixel rules, then - when the folder is fitted (`trust`) - the learned
@@ -220,50 +179,42 @@ def classify(model: Any, card: ModelCard, source: str | Path | bytes, name: str 
         rgb = read_image(source, name)
     except ImageDecodeError:
         if refusal is not None:
-            return _refused(name, refusal)
+            return _refused(card, name, refusal, decoded=False)
         raise
     refusal = refusal or check_pixels(rgb, non_finite_fraction(source))
     return assess_images(model, card, [rgb], [name], trust, [refusal])[0]
 
 
 def assess_images(model: Any, card: ModelCard, images: list[np.ndarray], names: list[str],
-                  trust: Trust | None = None, refusals: list[Refusal | None] | None = None) -> list[Prediction]:
+                  trust: Trust | None = None, refusals: list[Refusal | None] | None = None) -> list[Assessment]:
     """Gate, classify (calibrated when `trust` is given) and build the prediction sets of decoded RGB images in
     one batched forward pass: `classify` for one file and a DICOM series' slices go through here alike.
 
     `refusals` are the earlier gate layers' answers (metadata, or pixel rules computed with the file's NaN
-    fraction); when absent the pixel rules run here."""
+    fraction); when absent the pixel rules run here. A refused scan's assessment carries no probabilities."""
     if refusals is None:
         refusals = [check_pixels(rgb) for rgb in images]
     refusals = list(refusals)
     batch = np.stack([preprocess(rgb, card.image_size, card.crop) for rgb in images])
-    classes = list(card.class_names)
+    classes = tuple(card.class_names)
     if trust is None:
-        out = []
-        for name, proba, refusal in zip(names, predict_proba(model, batch), refusals):
-            best = int(proba.argmax())
-            probabilities = {c: float(p) for c, p in zip(classes, proba)}
-            out.append(Prediction(name, classes[best], float(proba[best]), probabilities, dict(probabilities),
-                                  in_distribution=refusal is None, refusal=refusal.reason if refusal else None,
-                                  refusal_layer=refusal.layer if refusal else None))
-        return out
-    raw, features = predict_with_features(model, batch)
-    ood = trust.ood_scores(features)
-    calibrated = trust.calibrate(features["logits"])
-    sets = trust.sets(calibrated)
+        raw = predict_proba(model, batch)
+        calibrated, ood, sets = raw, [None] * len(names), None
+    else:
+        raw, features = predict_with_features(model, batch)
+        ood = [float(v) for v in trust.ood_scores(features)]
+        calibrated = trust.calibrate(features["logits"])
+        sets = trust.sets(calibrated)
     out = []
     for i, name in enumerate(names):
         refusal = refusals[i]
-        if refusal is None and float(ood[i]) > trust.config.gate_threshold:
+        if refusal is None and trust is not None and ood[i] > trust.config.gate_threshold:
             refusal = Refusal("learned", LEARNED_REFUSAL)
-        proba = calibrated[i]
-        best = int(proba.argmax())
-        members = [] if refusal else [c for c, keep in zip(classes, sets[i]) if keep]
-        out.append(Prediction(name, classes[best], float(proba[best]), {c: float(p) for c, p in zip(classes, proba)},
-                              {c: float(p) for c, p in zip(classes, raw[i])}, calibrated=True,
-                              in_distribution=refusal is None, ood_score=float(ood[i]),
+        members = None if sets is None or refusal else tuple(c for c, keep in zip(classes, sets[i]) if keep)
+        out.append(Assessment(name, classes, tuple(float(p) for p in calibrated[i]), tuple(float(p) for p in raw[i]),
+                              calibrated_model=trust is not None, prediction_set=members,
                               refusal=refusal.reason if refusal else None,
-                              refusal_layer=refusal.layer if refusal else None, prediction_set=members))
+                              refusal_layer=refusal.layer if refusal else None, ood_score=ood[i], model=card.name))
     return out
 
 

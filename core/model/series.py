@@ -13,17 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from core.model.assessment import Assessment
+from core.model.assessment import percent as _percent
 from core.model.card import ModelCard, class_label
 from core.model.gate import check_metadata
-from core.model.inference import Prediction, assess_images
+from core.model.inference import assess_images
 from core.model.trust import Trust
 
 NO_TUMOUR_NAMES = {"notumor", "notumour", "no_tumor", "no_tumour", "normal", "healthy"}
 
 
-def _percent(p: float) -> str:
-    """A probability as a percentage that never claims certainty (as the app words them)."""
-    return ">99.9%" if p >= 0.9995 else "<0.1%" if p < 0.0005 else f"{p:.1%}"
 
 
 def no_tumour_class(class_names: list[str]) -> str | None:
@@ -34,13 +33,13 @@ def no_tumour_class(class_names: list[str]) -> str | None:
 @dataclass
 class SeriesResult:
     """Probabilities (slices x classes; calibrated when the model folder is), per-slice suspicion, the ranking,
-    the summary and each slice's Prediction (gate answer, prediction set)."""
+    the summary and each slice's Assessment (gate answer, prediction set)."""
 
     class_names: list[str]
     probabilities: np.ndarray
     suspicion: np.ndarray
     rule: str
-    predictions: list[Prediction] = field(default_factory=list)
+    predictions: list[Assessment] = field(default_factory=list)
 
     @property
     def refused(self) -> list[int]:
@@ -56,8 +55,10 @@ class SeriesResult:
     def top(self) -> int:
         return self.ranking[0]
 
-    def predicted(self, index: int) -> str:
-        return self.class_names[int(self.probabilities[index].argmax())]
+    def predicted(self, index: int) -> str | None:
+        """The slice's most probable class (None for a refused slice)."""
+        return self.predictions[index].predicted if self.predictions else \
+            self.class_names[int(self.probabilities[index].argmax())]
 
     def summary(self) -> str:
         """One sentence: the series' value, the slice it comes from and the class there."""
@@ -69,8 +70,9 @@ class SeriesResult:
         note = (f" The input gate refused {len(refused)} of {len(self.suspicion)} slices (slice "
                 f"{', '.join(str(j + 1) for j in refused[:10])}{'…' if len(refused) > 10 else ''}); they count 0."
                 if refused else "")
+        there = self.predictions[i].headline if self.predictions else class_label(self.predicted(i) or "")
         return (f"Series tumour probability {_percent(self.suspicion[i])} at slice {i + 1} of {len(self.suspicion)} "
-                f"(predicted there: {class_label(self.predicted(i))}). Rule: {self.rule}.{note}")
+                f"(there: {there}). Rule: {self.rule}.{note}")
 
 
 def classify_series(model: Any, card: ModelCard, images: list[np.ndarray], trust: Trust | None = None,
@@ -81,7 +83,8 @@ def classify_series(model: Any, card: ModelCard, images: list[np.ndarray], trust
     names = list(card.class_names)
     predictions = assess_images(model, card, images, [f"slice {i + 1}" for i in range(len(images))], trust,
                                 None if metadata is None else [metadata] * len(images))
-    proba = np.array([[p.probabilities[c] for c in names] for p in predictions], np.float64)
+    proba = np.array([[np.nan] * len(names) if p.refused else [p.probabilities[c] for c in names]
+                      for p in predictions], np.float64)  # a refused slice has no probabilities to show
     normal = no_tumour_class(names)
     if normal is not None:
         suspicion = 1.0 - proba[:, names.index(normal)]
@@ -89,5 +92,5 @@ def classify_series(model: Any, card: ModelCard, images: list[np.ndarray], trust
     else:
         suspicion = proba.max(axis=1)
         rule = "the highest top-class probability over the slices (the model has no no-tumour class)"
-    suspicion = np.where([p.refused for p in predictions], 0.0, suspicion)
+    suspicion = np.where([p.refused for p in predictions], 0.0, np.nan_to_num(suspicion))
     return SeriesResult(names, proba, suspicion, rule, predictions)

@@ -1,9 +1,10 @@
 """A case report from files: classify, explain the chosen methods, draw overlays with legends, build the PDF.
 
-`report_scan` turns one scan's results (however they were computed: the app passes its cached ones) into the
-report's data; `make_case_report` computes everything for the CLI. A DICOM series (several DICOM files, a
-multi-frame file or a zip) is reported as a series: the summary with its rule, every slice's tumour
-probability, and the most suspicious slices in full.
+`report_scan` turns one scan's assessment and explanations (however they were computed: the app passes its cached
+ones) into the report's data and `case_report` assembles the report: both surfaces call these two, so the PDF
+shows exactly the assessment the screen shows. `make_case_report` computes everything for the CLI. A DICOM series
+(`core.io.series.series_files`) is reported as a series: the summary with its rule, every slice's assessment and
+tumour probability, and the most suspicious slices in full.
 """
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ import numpy as np
 
 from core.errors import ExplainError
 from core.io.images import preprocess, read_image
-from core.io.series import expand_archives, header_of, is_dicom, load_series
+from core.io.series import expand_archives, header_of, load_series, series_files
+from core.model.assessment import Assessment
 from core.model.card import ModelCard, class_label
 from core.model.inference import classify
-from core.model.series import classify_series
+from core.model.limits import known_limits
+from core.model.series import SeriesResult, classify_series
 from core.model.trust import load_trust
-from core.report.model_info import model_info
+from core.report import REPORT_MAX_SCANS, TOP_SLICES
+from core.report.model_info import ModelInfo, model_info
 from core.report.pdf import CaseReport, ReportOverlay, ReportScan, build_pdf
 from core.store.audit import app_version
 from core.store.cases import sha256_bytes, validate_case_id
@@ -30,7 +34,6 @@ from core.xai.metrics import METRICS, evaluate_map
 from core.xai.overlays import overlay_for, overlay_kind
 
 DEFAULT_METHODS = ("scorecam", "shap", "lime")
-TOP_SLICES = 3
 REPORT_SIDE = 384  # pixels of the longest side of scans and overlays in the PDF
 
 
@@ -53,29 +56,63 @@ def _fit(image: np.ndarray, side: int = REPORT_SIDE) -> np.ndarray:
     return cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
 
 
-def report_scan(title: str, sha256: str, image: np.ndarray, probabilities: dict[str, float],
-                explanations: dict[str, Explanation], class_names: list[str], alpha: float = 0.45,
-                faithfulness: dict[str, dict[str, float]] | None = None, prediction_set: list[str] | None = None,
-                gate_status: str | None = None, header: dict[str, str] | None = None) -> ReportScan:
-    """One scan's results as the report shows them (overlays drawn on the scan, each with its legend)."""
+def report_scan(title: str, sha256: str, image: np.ndarray, assessment: Assessment,
+                explanations: dict[str, Explanation], alpha: float = 0.45,
+                faithfulness: dict[str, dict[str, float]] | None = None,
+                header: dict[str, str] | None = None) -> ReportScan:
+    """One scan's assessment and overlays as the report shows them (each overlay drawn on the scan with its legend).
+    A refused scan gets no overlays: its section holds the refusal and its reason only."""
+    if assessment.refused and explanations:
+        raise ExplainError("a refused scan is reported without explanations")
     base = _fit(np.asarray(image, np.uint8))
     overlays = []
     explained = None
     for method, explanation in explanations.items():
-        explained = class_names[explanation.class_index]
+        explained = assessment.class_names[explanation.class_index]
         label = EXPLAINERS[method].label if method in EXPLAINERS else method
         overlays.append(ReportOverlay(label, overlay_for(explanation, base, alpha), overlay_kind(explanation),
                                       class_label(explained), explanation.seconds, (faithfulness or {}).get(method),
                                       explanation.note))
-    return ReportScan(title, sha256, base, dict(probabilities), explained, overlays, prediction_set, gate_status,
-                      dict(header or {}))
+    return ReportScan(title, sha256, base, assessment, explained, overlays, dict(header or {}))
+
+
+def series_rows(result: SeriesResult, labels: list[str]) -> list[tuple[str, float | None, str]]:
+    """(slice label, tumour probability or None when refused, the slice's headline) for every slice."""
+    return [(labels[i], None if a.refused else float(result.suspicion[i]), a.headline)
+            for i, a in enumerate(result.predictions)]
+
+
+def case_report(info: ModelInfo, card: ModelCard, case_id: str, scans: list[ReportScan], total_scans: int,
+                series: tuple[SeriesResult, list[str], str] | None = None) -> CaseReport:
+    """The one case-report builder (the app and the CLI both call it): the scan sections, the series summary and
+    every slice's row when there is a series ((result, slice labels, how the slices were ordered)), a note when the
+    report holds fewer scan sections than the case has scans, and the model's known limits from its card."""
+    report = CaseReport(validate_case_id(case_id), datetime.now(timezone.utc), info, scans, app_version(),
+                        limits=known_limits(card))
+    if series is not None:
+        result, labels, ordered_by = series
+        report.series_summary = result.summary() + f" Slices ordered by {ordered_by}."
+        report.series_rows = series_rows(result, labels)
+        if len(scans) < len(labels):
+            report.notes.append(f"The report shows {len(scans)} of the {len(labels)} slices in full (the most "
+                                "suspicious); every slice's assessment is listed in the series table.")
+    elif len(scans) < total_scans:
+        report.notes.append(f"The report holds {len(scans)} of the case's {total_scans} scans (at most "
+                            f"{REPORT_MAX_SCANS} per report); build another report for the others.")
+    return report
 
 
 def _explain_all(model: Any, card: ModelCard, model_dir: str | Path, image: np.ndarray, methods: list[str],
-                 measure: bool) -> tuple[dict[str, Explanation], dict[str, dict[str, float]]]:
-    explanations, faithfulness = {}, {}
+                 measure: bool, assessment: Assessment) -> tuple[dict[str, Explanation], dict[str, dict[str, float]]]:
+    """The chosen explanations of the most probable class (none for a refused scan)."""
+    explanations: dict[str, Explanation] = {}
+    faithfulness: dict[str, dict[str, float]] = {}
+    if assessment.refused:
+        return explanations, faithfulness
+    class_index = list(card.class_names).index(assessment.predicted)
     for method in methods:
-        explanation = explain(model, image, method, card=card, **folder_options(method, model_dir, card.image_size))
+        explanation = explain(model, image, method, class_index=class_index, card=card,
+                              **folder_options(method, model_dir, card.image_size))
         explanations[method] = explanation
         if measure:
             results = evaluate_map(model, image, explanation.map, explanation.class_index, seed=0)
@@ -86,44 +123,52 @@ def _explain_all(model: Any, card: ModelCard, model_dir: str | Path, image: np.n
 def make_case_report(model: Any, card: ModelCard, model_dir: str | Path, files: dict[str, bytes], case_id: str,
                      methods: list[str] | tuple[str, ...] = DEFAULT_METHODS, measure_faithfulness: bool = False,
                      alpha: float = 0.45) -> tuple[bytes, CaseReport]:
-    """The PDF (bytes) and its data for the given files (name -> bytes; zips are unpacked)."""
+    """The PDF (bytes) and its data for the given files (name -> bytes; zips are unpacked), computed here through
+    the app's path: `classify` (or the series path) for the assessment, then `case_report`."""
     case_id = validate_case_id(case_id)
     methods = parse_methods(list(methods))
     files = expand_archives(files)
     if not files:
         raise ExplainError("no files to report on")
-    names = list(card.class_names)
-    dicoms = [n for n, d in files.items() if is_dicom(d)]
-    series_like = len(dicoms) > 1 or (len(dicoms) == 1 and "Frames" in header_of(files[dicoms[0]], dicoms[0]))
-    report = CaseReport(validate_case_id(case_id), datetime.now(timezone.utc), model_info(model_dir, card), [],
-                        app_version())
-    if series_like:
-        series = load_series(files)
-        result = classify_series(model, card, [s.image for s in series.slices], load_trust(model_dir, card.class_names),
-                                 series.modality)
-        report.series_summary = result.summary() + f" Slices ordered by {series.ordered_by}."
-        report.series_rows = [(series.slices[i].label, float(result.suspicion[i]), result.predicted(i))
-                              for i in range(len(series.slices))]
+    trust = load_trust(model_dir, card.class_names)
+    info = model_info(model_dir, card)
+    in_series = series_files(files)
+    if in_series:
+        if len(in_series) < len(files):
+            raise ExplainError(f"{len(files) - len(in_series)} file(s) are not part of the DICOM series; report "
+                               "the series and the other files separately")
+        series = load_series(in_series)
+        result = classify_series(model, card, [s.image for s in series.slices], trust, series.modality)
+        scans = []
         for i in result.ranking[:TOP_SLICES]:
-            s = series.slices[i]
+            s, assessment = series.slices[i], result.predictions[i]
+            if assessment.refused:
+                continue
             scan = preprocess(s.image, card.image_size, card.crop)
-            explanations, faithfulness = _explain_all(model, card, model_dir, scan,
-                                                      methods, measure_faithfulness)
-            report.scans.append(report_scan(
+            explanations, faithfulness = _explain_all(model, card, model_dir, scan, methods, measure_faithfulness,
+                                                      assessment)
+            scans.append(report_scan(
                 f"{s.label} of {len(series.slices)} (rank {result.ranking.index(i) + 1} by tumour probability)",
-                s.sha256, s.image, dict(zip(names, map(float, result.probabilities[i]))), explanations, names, alpha,
-                faithfulness, header=series.header))
+                s.sha256, s.image, assessment, explanations, alpha, faithfulness, header=series.header))
+        report = case_report(info, card, case_id, scans, len(series.slices),
+                             (result, [s.label for s in series.slices], series.ordered_by))
     else:
-        trust = load_trust(model_dir, card.class_names)
-        for number, (name, data) in enumerate(files.items(), start=1):
-            rgb = read_image(data, name)
-            image = preprocess(rgb, card.image_size, card.crop)
-            answer = classify(model, card, data, name, trust=trust)   # the gate, calibration and set of the app
-            explanations, faithfulness = _explain_all(model, card, model_dir, image, methods, measure_faithfulness)
-            gate = (f"refused: {answer.refusal}" if answer.refusal else "accepted (looks like the scans it knows)"
-                    if trust is not None else None)
-            report.scans.append(report_scan(f"Scan {number}", sha256_bytes(data), rgb, answer.probabilities,
-                                            explanations, names, alpha, faithfulness,
-                                            prediction_set=answer.prediction_set if trust is not None else None,
-                                            gate_status=gate, header=header_of(data, name)))
+        scans = []
+        for number, (name, data) in enumerate(list(files.items())[:REPORT_MAX_SCANS], start=1):
+            assessment = classify(model, card, data, f"Scan {number}", trust=trust)
+            explanations, faithfulness = {}, {}
+            rgb = None
+            if assessment.decoded:
+                rgb = read_image(data, name)
+                image = preprocess(rgb, card.image_size, card.crop)
+                explanations, faithfulness = _explain_all(model, card, model_dir, image, methods,
+                                                          measure_faithfulness, assessment)
+            scans.append(report_scan(f"Scan {number}", sha256_bytes(data), _placeholder() if rgb is None else rgb,
+                                     assessment, explanations, alpha, faithfulness, header=header_of(data, name)))
+        report = case_report(info, card, case_id, scans, len(files))
     return build_pdf(report), report
+
+
+def _placeholder(side: int = 64) -> np.ndarray:
+    """A grey square for a scan whose pixels were never decoded (refused from its header)."""
+    return np.full((side, side, 3), 200, np.uint8)

@@ -15,6 +15,7 @@ import numpy as np
 from fpdf import FPDF
 from PIL import Image
 
+from core.model.assessment import Assessment, State, percent
 from core.model.card import class_label
 from core.report.legend import LEGEND_TEXT
 from core.report.model_info import ModelInfo
@@ -41,21 +42,15 @@ class ReportOverlay:
 
 @dataclass
 class ReportScan:
-    """One scan (or slice) of the case as the report shows it."""
+    """One scan (or slice) of the case as the report shows it: its assessment, and overlays only when answered."""
 
     title: str
     sha256: str
     image: np.ndarray
-    probabilities: dict[str, float]
+    assessment: Assessment
     explained_class: str | None = None
     overlays: list[ReportOverlay] = field(default_factory=list)
-    prediction_set: list[str] | None = None
-    gate_status: str | None = None
     header: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def predicted(self) -> str:
-        return max(self.probabilities, key=self.probabilities.get)
 
 
 @dataclass
@@ -68,8 +63,9 @@ class CaseReport:
     scans: list[ReportScan]
     app_version: str
     series_summary: str | None = None
-    series_rows: list[tuple[str, float, str]] = field(default_factory=list)  # (slice, tumour probability, class)
+    series_rows: list[tuple[str, float | None, str]] = field(default_factory=list)  # (slice, tumour p, headline)
     notes: list[str] = field(default_factory=list)
+    limits: list[str] = field(default_factory=list)  # the model's known limits, from its card
 
 
 class _PDF(FPDF):
@@ -105,9 +101,6 @@ class _PDF(FPDF):
         self.set_text_color(0, 0, 0)
 
 
-def _percent(p: float) -> str:
-    """A probability as a percentage that never claims certainty ('>99.9%', '<0.1%'), as the app words them."""
-    return ">99.9%" if p >= 0.9995 else "<0.1%" if p < 0.0005 else f"{p:.1%}"
 
 
 def _fonts(pdf: FPDF) -> str:
@@ -158,13 +151,17 @@ def _case_page(pdf: _PDF, report: CaseReport) -> None:
         _table(pdf, [list(model.metrics), [f"{v:.4f}" for v in model.metrics.values()]])
     for note in report.notes:
         _line(pdf, note, 8.5)
+    if report.limits:
+        _heading(pdf, "Known limits of this model", 10)
+        for limit in report.limits:
+            _line(pdf, limit, 8.5)
     if report.series_summary:
         _heading(pdf, "Series")
         _line(pdf, report.series_summary, 9.5, bold=True)
         pdf.ln(1)
         if report.series_rows:
-            _table(pdf, [["Slice", "Tumour probability", "Predicted class"]]
-                   + [[s, _percent(p), class_label(c)] for s, p, c in report.series_rows], (60, 50, 70))
+            _table(pdf, [["Slice", "Tumour probability", "Assessment"]]
+                   + [[s, "-" if p is None else percent(p), c] for s, p, c in report.series_rows], (45, 35, 100))
 
 
 def _image(pdf: _PDF, picture: np.ndarray, x: float, y: float, width: float) -> float:
@@ -175,20 +172,22 @@ def _image(pdf: _PDF, picture: np.ndarray, x: float, y: float, width: float) -> 
 
 
 def _legend(pdf: _PDF, overlay: ReportOverlay, x: float, y: float, width: float) -> float:
-    """The overlay's colour bar and end labels under it; returns the height used in mm."""
+    """The overlay's colour bar and end labels under it; returns the height used in mm. Labels that do not fit
+    beside each other (and beside the centre's "0" of a signed map) go on lines of their own."""
     bar = colorbar("heatmap" if overlay.kind == "heatmap" else "signed", 256, 8)
     pdf.image(Image.fromarray(bar), x=x, y=y, w=width, h=2.5)
-    left, right = (t.format(label=overlay.label) for t in LEGEND_TEXT[overlay.kind])
+    left, right = (pdf.text_of(t.format(label=overlay.label)) for t in LEGEND_TEXT[overlay.kind])
     pdf.set_font(pdf.family, "", 6.5)
-    pdf.set_xy(x, y + 2.8)
-    pdf.cell(width, 3, pdf.text_of(left), align="L")
-    if overlay.kind != "heatmap":
-        pdf.set_xy(x, y + 2.8)
-        pdf.cell(width, 3, "0", align="C")
-    crowded = pdf.get_string_width(pdf.text_of(left + right + "  0  ")) > width
-    pdf.set_xy(x, y + (5.8 if crowded else 2.8))
-    pdf.cell(width, 3, pdf.text_of(right), align="R")
-    return 9.5 if crowded else 6.5
+    signed = overlay.kind != "heatmap"
+    gap = pdf.get_string_width("  0  ") / 2 if signed else pdf.get_string_width("  ")
+    fits = max(pdf.get_string_width(left), pdf.get_string_width(right)) <= width / 2 - gap
+    lines = [[(left, "L"), ("0", "C"), (right, "R")] if signed else [(left, "L"), (right, "R")]] if fits else \
+        [[(left, "L")], *([[("0", "C")]] if signed else []), [(right, "R")]]
+    for row, texts in enumerate(lines):
+        for text, align in texts:
+            pdf.set_xy(x, y + 2.8 + 3 * row)
+            pdf.cell(width, 3, text, align=align)
+    return 3.5 + 3 * len(lines)
 
 
 def _scan_section(pdf: _PDF, scan: ReportScan) -> None:
@@ -196,20 +195,27 @@ def _scan_section(pdf: _PDF, scan: ReportScan) -> None:
     _heading(pdf, scan.title, 13)
     _line(pdf, f"Scan SHA-256: {scan.sha256}", 7.5)
     pdf.ln(1)
-    predicted = scan.predicted
+    answer = scan.assessment
     top = pdf.get_y()
     side = 62.0
     _image(pdf, scan.image, pdf.l_margin, top, side)
     right = pdf.l_margin + side + 6
     pdf.set_left_margin(right)
     pdf.set_xy(right, top)
-    _line(pdf, f"Predicted class: {class_label(predicted)} ({_percent(scan.probabilities[predicted])})", 11, bold=True)
-    _line(pdf, "Prediction set: " + (", ".join(class_label(c) for c in scan.prediction_set)
-                                     if scan.prediction_set is not None else NOT_AVAILABLE), 8.5)
-    _line(pdf, "Input gate: " + (scan.gate_status or NOT_AVAILABLE), 8.5)
+    _line(pdf, answer.headline, 11, bold=True)
+    if answer.state is not State.REFUSED:
+        _line(pdf, f"Assessment: {answer.state_text}", 9)
+    for warning in answer.warnings:
+        _line(pdf, warning, 8.5)
+    if answer.state is not State.REFUSED:
+        _line(pdf, "Prediction set: " + (answer.set_text() or NOT_AVAILABLE), 8.5)
+    _line(pdf, "Input gate: " + answer.gate_text(), 8.5)
     pdf.ln(2)
-    _table(pdf, [["Class", "Probability"]] + [[class_label(c) + (" (predicted)" if c == predicted else ""), _percent(p)]
-                                             for c, p in scan.probabilities.items()], (70, 30))
+    if answer.probabilities:
+        kind = "calibrated probability" if answer.calibrated_model else "probability (not calibrated)"
+        _table(pdf, [["Class", kind.capitalize()]]
+               + [[class_label(c) + (" (most probable)" if c == answer.predicted else ""), percent(p)]
+                  for c, p in answer.probabilities.items()], (70, 40))
     pdf.set_left_margin(10)
     pdf.set_xy(pdf.l_margin, max(pdf.get_y(), top + side * scan.image.shape[0] / scan.image.shape[1]) + 4)
     if scan.overlays:
@@ -220,17 +226,18 @@ def _scan_section(pdf: _PDF, scan: ReportScan) -> None:
         for start in range(0, len(scan.overlays), per_row):
             row = scan.overlays[start:start + per_row]
             height = max(width * o.overlay.shape[0] / o.overlay.shape[1] for o in row)
-            if pdf.get_y() + height + 14 > pdf.page_break_trigger:
+            if pdf.get_y() + height + 20 > pdf.page_break_trigger:
                 pdf.add_page()
             top = pdf.get_y()
+            legend = 0.0
             for i, overlay in enumerate(row):
                 x = pdf.l_margin + i * (width + 5)
                 pdf.set_xy(x, top)
                 pdf.set_font(pdf.family, "B", 9)
                 pdf.cell(width, 5, pdf.text_of(f"{overlay.method} · {overlay.seconds:.1f} s"))
                 used = _image(pdf, overlay.overlay, x, top + 5, width)
-                _legend(pdf, overlay, x, top + 5 + used + 1, width)
-            pdf.set_xy(pdf.l_margin, top + 5 + height + 12)
+                legend = max(legend, _legend(pdf, overlay, x, top + 5 + used + 1, width))
+            pdf.set_xy(pdf.l_margin, top + 5 + height + 2 + legend)
         metric_names = sorted({m for o in scan.overlays for m in (o.faithfulness or {})})
         rows = [["Method", "Seconds"] + (metric_names or ["Faithfulness"])]
         for o in scan.overlays:

@@ -63,8 +63,7 @@ class Options:
         int_at_least("seed", self.seed, 0)
         int_at_least("batch_size", self.batch_size)
 DEEP_UNSUPPORTED_LAYERS = {
-    "DepthwiseConv2D": "shap's TF DeepExplainer has no rule for depthwise convolutions "
-                       "('gradient registry has no entry for: shap_DepthwiseConv2dNative')",
+    "DepthwiseConv2D": "shap's DeepExplainer does not support this network's depthwise convolutions",
 }
 
 # Per model: {batch size: GradientExplainer}. Weakly keyed, and no value refers to the model strongly, so an
