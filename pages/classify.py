@@ -16,7 +16,6 @@ from ui.case import (
     case_id,
     clear_case_scans,
     current_series,
-    failure_rows,
     model_identity,
     prediction_record,
     scan_sha256,
@@ -87,9 +86,9 @@ else:
     for name, data in files.items():
         try:
             predictions[name] = assess_cached(entry.key, content_hash(data), entry, model, card, data, shown[name])
-        except BrainScanError as exc:  # on screen, named as the upload box names it; the table de-identifies
-            failures[name] = str(exc).replace(shown[name], name)
-            st.error(failures[name])
+        except BrainScanError as exc:
+            failures[name] = str(exc)
+            st.error(str(exc))
 seconds = time.perf_counter() - started
 for name, prediction in predictions.items():
     audit("classification", scan_sha256(files[name]), info.sha256, prediction_record(prediction), once=(entry.key,))
@@ -100,7 +99,7 @@ if series_result is not None:
     series_view(series_result)
 elif len(files) > 1 or failures:
     st.subheader(f"Results for {results_title(len(predictions), len(failures))}")
-    table = predictions_frame(predictions.values(), failures=failure_rows(failures, shown))
+    table = predictions_frame(predictions.values(), failures={shown.get(n, n): r for n, r in failures.items()})
     st.dataframe(predictions_display(table), hide_index=True, width="stretch")
     st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "brainscan_results.csv",
                        "text/csv", key=state.DOWNLOAD_CSV)

@@ -67,7 +67,7 @@ def test_sample_replaces_uploads_and_result_names_its_scan(app_env, tiny_model):
     assert f"Result for {uploaded[1].name}" in _subheaders(at)
     assert f"{format_probability(expected.confidence)} probability" in "\n".join(m.value for m in at.markdown)
     image = at.get("image")[0].proto.imgs[0]
-    assert image.alt.startswith(f"MRI scan {uploaded[1].name}, classified as {class_label(expected.predicted)}")
+    assert image.alt == f"MRI scan {uploaded[1].name}; assessment: {expected.headline}"
     sample = sample_scans()[3]
     at.button(key=state.SAMPLE_PREFIX + sample.name).click().run()
     assert not at.exception, at.exception
@@ -108,7 +108,7 @@ def test_failed_files_are_in_the_csv_with_their_reason_and_grammar():
     assert results_title(1) == "1 scan" and results_title(3) == "3 scans"
     assert results_title(2, 2) == "2 scans (2 files could not be read)"
     frame = predictions_frame([], failures={"broken.png": "broken.png: not a readable image"})
-    assert frame.to_dict("records") == [{"file": "broken.png", "prediction": "not classified",
+    assert frame.to_dict("records") == [{"file": "broken.png", "assessment": "not read", "answer": "not classified",
                                          "error": "broken.png: not a readable image"}]
 
 

@@ -88,8 +88,10 @@ def test_unreadable_upload_shows_an_error_not_a_traceback(app_env):
     at = _app()
     at.file_uploader(key=state.UPLOADS).set_value(("broken.png", b"not an image", "image/png")).run()
     assert not at.exception
-    # the message names the file as the upload box lists it (the exported table de-identifies it)
-    assert any(e.value.startswith("broken.png") and "not a readable image" in e.value for e in at.error)
+    assert any(e.value.startswith("Scan 1 (") and "not a readable image" in e.value for e in at.error)
+    assert not any("broken.png" in e.value for e in at.error), "the file name is hidden unless asked for"
+    at.sidebar.toggle(key=state.SHOW_FILE_NAMES).set_value(True).run()
+    assert any("broken.png" in e.value for e in at.error)
 
 
 def _overlay_labels(at: AppTest) -> list[str]:

@@ -21,6 +21,7 @@ from core.report.model_info import ModelInfo, model_info
 from core.store.audit import AuditStore
 from core.store.cases import new_case_id, sha256_bytes, validate_case_id
 from ui import state
+from ui.presentation import scan_labels
 from ui.services import set_scans, show_file_names, trust_for
 
 
@@ -129,16 +130,17 @@ def _deidentified(text: str, labels: dict[str, str]) -> str:
 def take_uploads(files: dict[str, bytes]) -> None:
     """Replace the case's scans with an upload: a DICOM series (`core.io.series.series_files`: several DICOMs, a
     multi-frame file, a zip of them) becomes its ordered slices; every other file is a scan of its own. A series
-    that cannot be read does not reject the rest of the upload. Unusable files are kept with their reason, worded
-    with the names the upload box shows (the exported table de-identifies them: `failure_rows`)."""
+    that cannot be read does not reject the rest of the upload. Unusable files are kept with their reason."""
     failures: dict[str, str] = {}
     series = None
     headers: dict[str, dict[str, str]] = {}
+    uploaded = dict(files)
     try:
         files = expand_archives(files)
     except CaseError as exc:
         failures["upload"] = str(exc)
         files = {}
+    expanded = files
     in_series = series_files(files)
     singles = {n: d for n, d in files.items() if n not in in_series}
     if in_series:
@@ -163,18 +165,13 @@ def take_uploads(files: dict[str, bytes]) -> None:
     set_scans(files)
     if series is not None:
         st.session_state[state.SCAN] = None  # the series view then shows its most suspicious slice first
+    if not show_file_names():  # a reason quotes the file's name: name it as the rest of the page does
+        shown = {**scan_labels(expanded), **scan_labels(uploaded)}
+        failures = {key: _deidentified(reason, shown) for key, reason in failures.items()}
     st.session_state[state.SERIES] = series
     st.session_state[state.HEADERS] = headers
     st.session_state[state.FAILURES] = failures
     st.session_state[state.REPORT_PDF] = None
-
-
-def failure_rows(failures: dict[str, str], shown: dict[str, str]) -> dict[str, str]:
-    """{label: reason} for the results table and its CSV: file names replaced by their labels unless the user
-    chose to see file names (the screen's messages keep the names the upload box shows)."""
-    if show_file_names():
-        return dict(failures)
-    return {shown.get(key, key): _deidentified(reason, shown) for key, reason in failures.items()}
 
 
 def current_series() -> Any:
