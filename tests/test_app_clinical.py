@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
-from core.model.card import class_label
 from core.model.inference import classify
 from core.store.audit import AuditStore
 from core.training.registry import sample_scans
