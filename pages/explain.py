@@ -6,7 +6,7 @@ import streamlit as st
 from core.errors import BrainScanError
 from core.model.card import class_label
 from core.model.limits import headline_limit
-from core.xai.agreement import DISAGREE_BELOW, OUTSIDE_ABOVE
+from core.xai.agreement import OUTSIDE_ABOVE, describe_agreement
 from core.xai.explainers import EXPLAINERS
 from core.xai.metrics import METRICS
 from core.xai.overlays import draw_outline, overlay_for, overlay_kind
@@ -147,16 +147,10 @@ if len(explanations) >= 1:
                    f"{OUTSIDE_ABOVE:.0%} of the map's mass): that map points at the background or the image "
                    "border, not at anatomy. Read it with caution.")
     if agreed.pairs:
+        wording = describe_agreement(agreed, {m: spec.label for m, spec in EXPLAINERS.items()})
+        {"agree": st.success, "disagree": st.warning, "neutral": st.info}[wording.level](wording.text)
         pairs = ", ".join(f"{EXPLAINERS[a].label}–{EXPLAINERS[b].label} {v['top_iou']:.2f}"
                           for (a, b), v in agreed.pairs.items())
-        if agreed.disagreeing:
-            names = "; ".join(f"{EXPLAINERS[a].label} and {EXPLAINERS[b].label}" for a, b in agreed.disagreeing)
-            st.warning(f"The methods disagree on this scan: the most relevant 10% of the image hardly overlaps for "
-                       f"{names} (overlap below {DISAGREE_BELOW:.2f}; two unrelated maps overlap about 0.05 by "
-                       "chance). Do not rely on any single map here.")
-        else:
-            st.success(f"The methods agree: their most relevant 10% regions overlap (agreement "
-                       f"{agreed.score:.2f}).")
         st.caption(f"Agreement = overlap (IoU) of the most relevant 10% of pixels, per pair: {pairs}.")
     if outline:
         st.caption("Green line: the expert tumour outline of this dataset scan (figshare/BRISC masks; an "
