@@ -279,6 +279,12 @@ class _Cancel:
         return self.flag or (self.run_dir / rf.CANCEL_FILE).exists()
 
 
+class _Cancelled(Exception):
+    """Raised by the monitor at the first batch end after a cancel: leaves `model.fit` at once, so the rest of the
+    epoch and its validation are skipped (Keras' stop_training would still validate the epoch). The unfinished
+    epoch is discarded: the last checkpoint holds the last completed one, where a resume continues."""
+
+
 def _monitor_class() -> Any:
     import keras
 
@@ -302,10 +308,20 @@ def _monitor_class() -> Any:
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.epoch_start = time.time()
 
+        def _stop_if_cancelled(self, batch: int, part: str) -> None:
+            if not self.cancel.requested():
+                return
+            self.model.stop_training = True
+            self.state["cancelled"] = True
+            rf.update_status(self.run_dir, state="cancelling")
+            done = self.state["global_epoch"]
+            log.info("cancel requested: stopped at %s batch %d of epoch %d; the epoch is discarded (not validated); "
+                     "%s", part, batch + 1, done + 1,
+                     f"the checkpoint of epoch {done} is kept" if done else "no epoch was completed")
+            raise _Cancelled
+
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if self.cancel.requested():
-                self.model.stop_training = True
-                self.state["cancelled"] = True
+            self._stop_if_cancelled(batch, "training")
             now = self.train_end = time.time()
             if now - self.last_write > 2.0:
                 self.last_write = now
@@ -316,6 +332,9 @@ def _monitor_class() -> Any:
                 if self.state.get("epoch_seconds") is None:
                     remaining = self._remaining_epochs(self.state["epoch"]) * self.steps - (batch + 1)
                     rf.update_status(self.run_dir, eta_seconds=remaining * seconds_per_batch)
+
+        def on_test_batch_end(self, batch: int, logs: Any = None) -> None:
+            self._stop_if_cancelled(batch, "validation")
 
         def _collection_recall(self, logs: dict[str, float]) -> dict[str, float]:
             """Tumour recall on the tumour collection's validation groups, and the accuracy on the rest of
@@ -461,6 +480,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
     normal = no_tumour_class(index.class_names)
     normal = index.class_names.index(normal) if normal else -1
     _add_collections(config, splits, normal)
+    if cancel.requested():
+        return _cancelled_untrained(run_dir)
     loaded = {}
     for part in ("train", "validation"):
         t0 = time.time()
@@ -469,6 +490,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
                  len(loaded[part].skipped), time.time() - t0)
         for message in loaded[part].skipped:
             log.warning("skipped unreadable file: %s", message)
+        if cancel.requested():
+            return _cancelled_untrained(run_dir)
     batch = config.batch_size * strategy.num_replicas_in_sync
     lesion, grid = None, 0
     if config.mask_weight > 0:
@@ -479,6 +502,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
         log.info("lesion supervision (weight %g): %d of %d training scans with a known lesion map (%d tumour "
                  "masks), on a %dx%d grid", config.mask_weight, int(lesion[1].sum()), len(lesion[1]),
                  int((lesion[0].reshape(len(lesion[0]), -1).max(axis=1) > 0).sum()), grid, grid)
+        if cancel.requested():
+            return _cancelled_untrained(run_dir)
     partial.register()
     train_ds = make_dataset(loaded["train"].images, loaded["train"].labels, num_classes, batch, True, config.seed,
                             config.augment, lesion, grid, normal)
@@ -538,14 +563,28 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False,
                          keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max")]
             if phase.schedule == "plateau":
                 callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_lr=1e-7))
-            model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"], epochs=phase.epochs,
-                      callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0)
+            try:
+                model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"], epochs=phase.epochs,
+                          callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0)
+            except _Cancelled:
+                pass
             state["elapsed"] = time.time() - state["started"]
             state["epoch"] = phase.epochs if not state["cancelled"] else state["epoch"]
             rf.save_checkpoint(ckpt, {**state, "phase_index": phase_index})
             if state["cancelled"]:
                 break
+    if state["cancelled"] and rf.latest_checkpoint(ckpt) is None:
+        return _cancelled_untrained(run_dir)
     return _finish(model, config, index, splits, run_dir, state, policy)
+
+
+def _cancelled_untrained(run_dir: Path) -> Path:
+    """A cancel while the data was loading or during the first epoch: no epoch was completed, so there is no
+    checkpoint to export (an earlier export and checkpoints of a resumed run stay; a resume starts from them)."""
+    out = run_dir / rf.MODEL_SUBDIR
+    rf.update_status(run_dir, state="cancelled", model_dir=str(out) if out.is_dir() else None)
+    log.info("cancelled before an epoch was completed; nothing exported")
+    return out
 
 
 def _finish(model: Any, config: TrainConfig, index: Any, splits: dict, run_dir: Path, state: dict,
