@@ -1,4 +1,6 @@
-"""Model metrics: how far to trust the model — classification results, training, XAI evaluation."""
+"""Model metrics: how far to trust the model — known limits, classification results, scans from other collections,
+training, XAI evaluation. Laid out to read without horizontal scrolling in a 1366×768 window (static tables that
+wrap, confusion matrices two to a row)."""
 from __future__ import annotations
 
 import streamlit as st
@@ -11,13 +13,13 @@ from ui import state
 from ui.case import model_identity
 from ui.clinical import clinician_agreement
 from ui.figures import confusion_heatmap, roc_curves, training_curves
+from ui.metrics_view import show_external_validation, show_known_limits, unbroken
 from ui.presentation import (
     LOCALISATION_SUBSETS,
     SPLIT_LABELS,
     TEST_SPLITS,
     audit_text,
     comparison_frame,
-    external_frame,
     headline_frame,
     key_numbers_text,
     localisation_frame,
@@ -43,6 +45,7 @@ if card is None:
     st.error(f"The model card of {entry.path} cannot be read.")
     st.stop()
 st.caption(key_numbers_text(key_numbers(card)))
+show_known_limits(card)
 evaluation = card.evaluation or {}
 
 st.header("Classification")
@@ -50,11 +53,12 @@ if not evaluation.get("test"):
     st.info("This model's card holds no evaluation yet (it is evaluated at the end of a completed training run, "
             "or with `python -m core evaluate`).")
 else:
-    st.markdown("Headline metrics with 95% bootstrap intervals. *Strict unseen* keeps only test scans whose source "
+    st.markdown("Headline metrics with 95% bootstrap intervals; 1 is perfect except for the penalty, where 0 is. "
+                "*Test, all* is the whole public test split; *strict unseen* keeps only test scans whose source "
                 "slice (figshare/BRISC id, mirrored, re-framed or re-encoded copy) never occurs in Training: the honest "
-                "in-distribution figure. *Leakage-free* is the older, weaker subset (no exact or unmirrored near copy). "
+                "in-distribution figure. *Older leakage-free* is a weaker subset (no exact or unmirrored near copy). "
                 f"The specification's numbers are shown for reference: {SPEC_RESULTS['source']}.")
-    st.dataframe(headline_frame(evaluation), width="stretch")
+    st.table(unbroken(headline_frame(evaluation)), border="horizontal")
     st.caption(f"Targets: test accuracy ≥ {TARGETS['test_accuracy']:.0%}, leakage-free macro-F1 ≥ "
                f"{TARGETS['leakage_free_macro_f1']:.0%}, macro AUC ≥ {TARGETS['macro_auc']}.")
 
@@ -66,11 +70,12 @@ else:
     else:
         normalised = st.segmented_control("Show", ["Counts", "Normalised by true class"], default="Counts",
                                           key=state.CONFUSION_MODE) == "Normalised by true class"
-        for column, split in zip(st.columns(len(matrices)), matrices):
-            with column:
-                st.plotly_chart(confusion_heatmap(evaluation[split]["confusion_matrix"], card.class_names, normalised,
-                                                  f"{SPLIT_LABELS[split]} (n={evaluation[split].get('n')})"),
-                                key=f"confusion_{split}")
+        for start in range(0, len(matrices), 2):  # two to a row: readable at 1366 px with the sidebar open
+            for column, split in zip(st.columns(2), matrices[start:start + 2]):
+                figure = confusion_heatmap(evaluation[split]["confusion_matrix"], card.class_names, normalised,
+                                           f"{SPLIT_LABELS[split]} (n={evaluation[split].get('n')})")
+                figure.update_layout(height=360)
+                column.plotly_chart(figure, key=f"confusion_{split}", width="stretch")
 
     st.subheader("Per class")
     per_class = [s for s in splits if evaluation[s].get("per_class")]
@@ -79,18 +84,15 @@ else:
     else:
         split = st.segmented_control("Split", per_class, default="test" if "test" in per_class else per_class[0],
                                      format_func=SPLIT_LABELS.get, key=state.PER_CLASS_SPLIT) or per_class[0]
-        st.dataframe(per_class_frame(evaluation[split]), width="stretch")
+        st.table(per_class_frame(evaluation[split]), border="horizontal")
         if evaluation[split].get("roc"):
-            st.plotly_chart(roc_curves(evaluation[split]["roc"]), key="roc")
+            st.plotly_chart(roc_curves(evaluation[split]["roc"]), key="roc", width="stretch")
     audit = evaluation.get("audit", {})
     if audit.get("total"):
         st.caption(audit_text(audit))
-    if evaluation.get("external"):
-        st.subheader("External validation (scans from other collections)")
-        st.markdown("Tumour recall (any tumour class called a tumour) and no-tumour specificity on images the model "
-                    "never saw, from other sources (`python -m core evaluate-external`), with Wilson 95% intervals. "
-                    "Reported once; nothing was trained, tuned or selected on them.")
-        st.dataframe(external_frame(evaluation["external"]), width="stretch")
+
+st.header("Scans from other collections (external validation)")
+show_external_validation(card)
 
 st.header("Knowing when not to answer")
 show_trust_metrics(evaluation)
@@ -98,7 +100,7 @@ show_trust_metrics(evaluation)
 st.header("Training")
 history = history_for(entry.path)
 if history:
-    st.plotly_chart(training_curves(history), key="training_curves")
+    st.plotly_chart(training_curves(history), key="training_curves", width="stretch")
     training = card.training or {}
     if training:
         st.caption(f"{training.get('epochs_run', len(history))} epochs, best validation accuracy "
@@ -118,9 +120,9 @@ elif results:
     baselines = [m.get("label", n) for n, m in results.get("methods", {}).items() if m.get("kind") == "baseline"]
     st.markdown(f"Mean over {results.get('n_images', '?')} test scans, 95% intervals. Baselines "
                 f"({', '.join(baselines) or 'none'}) show what a map with no knowledge of the model scores. "
-                "Deletion AUC: lower is better; insertion AUC and faithfulness: higher is better. "
-                f"Spec numbers: {SPEC_XAI['source']}.")
-    st.dataframe(xai_frame(results), width="stretch")
+                "↓: lower is better, ↑: higher is better. "
+                f"Specification numbers: {SPEC_XAI['source']}.")
+    st.table(xai_frame(results), border="horizontal")
     sanity = results.get("settings", {}).get("sanity", {})
     st.caption(f"**{sanity.get('label', 'Sanity check')}** — {sanity.get('description', SANITY_DESCRIPTION)} "
                "Near 0: the map depends on what the model learned; near 1: it would look the same for any model.")
@@ -135,9 +137,9 @@ elif localisation:
                       key=state.LOCALISATION_SUBSET)
     st.markdown(f"{localisation['summary'][subset]['n']} test tumour scans with expert masks; every method explains "
                 "the true class. Beside the methods, the floors: a random map, a centred Gaussian and a uniform map "
-                "(whose energy inside the mask is the mask's area fraction). Energy inside the mask, hit rate and "
-                "rank accuracy: higher is better; ROAD MoRF lower, LeRF higher. Mean [95% interval].")
-    st.dataframe(localisation_frame(localisation, subset), width="stretch", hide_index=True)
+                "(whose share of the map inside the tumour is the mask's area fraction). ↑: higher is better, "
+                "↓: lower is better. Mean [95% interval].")
+    st.table(localisation_frame(localisation, subset), border="horizontal", hide_index=True)
     st.caption(f"Unseen: {localisation.get('unseen_definition', '')}. Command: `{localisation.get('command', '')}` "
                f"({localisation.get('wall_seconds', 0) / 60:.1f} min wall, "
                f"{localisation.get('cpu_seconds', 0) / 60:.1f} min CPU).")
@@ -156,4 +158,4 @@ else:
                           format_func=labels.get, key=state.COMPARE_MODELS)
     cards = {labels[p]: e.card for p in pair for e in entries if str(e.path) == p and e.card is not None}
     if len(cards) == 2:
-        st.dataframe(comparison_frame(cards), width="stretch")
+        st.table(comparison_frame(cards), border="horizontal")

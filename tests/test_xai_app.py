@@ -57,9 +57,10 @@ def test_metrics_page_shows_the_localisation_table_with_floors(app_env, tiny_mod
     at = _app()
     at.switch_page("pages/metrics.py").run()
     assert not at.exception, at.exception
-    table = next(d.value for d in at.dataframe if "Energy inside the mask ↑" in d.value.columns)
+    energy = "Share of the map inside the tumour (energy pointing game) ↑"  # plain words for a known metric
+    table = next(t.value for t in at.table if energy in t.value.columns)
     assert list(table["Map"]) == ["scorecam", "scorecam", "Centred Gaussian", "Centred Gaussian", "Uniform map",
                                   "Uniform map"]
-    assert table["Energy inside the mask ↑"].iloc[0] == "0.3000 [0.200–0.400]"
+    assert table[energy].iloc[0] == "0.3000 [0.200–0.400]"
     at.radio(key=state.LOCALISATION_SUBSET).set_value("unseen").run()
     assert not at.exception, at.exception

@@ -109,9 +109,15 @@ def _training_config(card: Any) -> Mapping[str, Any]:
     return config if isinstance(config, Mapping) else {}
 
 
+def saw_tumour_collection(card: Any) -> bool:
+    """Whether the model was trained on the Br35H tumour collection (`--tumour-collection`): the navoneel set's
+    tumours are then new patients of a collection seen in training, not another collection."""
+    return bool(_training_config(card).get("tumour_collection"))
+
+
 def set_words(name: str, card: Any = None) -> str:
     """Plain description of an external set by its folder name (the folder name itself when unknown)."""
-    if card is not None and _training_config(card).get("tumour_collection") and name in SEEN_COLLECTION_WORDS:
+    if card is not None and saw_tumour_collection(card) and name in SEEN_COLLECTION_WORDS:
         return SEEN_COLLECTION_WORDS[name]
     return SET_WORDS.get(name, f"the external set '{name}'")
 
