@@ -81,9 +81,76 @@ def test_launcher_starts_refuses_second_and_finishes(launcher_env, tiny_dataset)
     at.run()
     assert not at.exception, at.exception
     assert any("Finished" in s.value for s in at.sidebar.success)
+    assert not _started_messages(at), "the start message does not outlive the start"
     picker = at.sidebar.selectbox(key=state.MODEL)
     assert "tiny ui run" in picker.options
     assert launcher.active_run(launcher_env) is None
+
+
+def _started_messages(at: AppTest) -> list[str]:
+    return [s.value for s in at.sidebar.success if "Started training" in s.value]
+
+
+def _markdown(at: AppTest) -> str:
+    return " ".join(m.value for m in at.sidebar.markdown)
+
+
+def test_cancel_shows_cancelling_at_once_and_the_run_stops_mid_epoch(launcher_env):
+    at = _app()
+    _fill_tiny_run(at)
+    at.sidebar.number_input(key=state.launch_key("epochs_scratch")).set_value(200)
+    at.sidebar.number_input(key=state.launch_key("batch_size")).set_value(2)
+    at.button(key=state.launch_key("start")).click().run()
+    lock = launcher.active_run(launcher_env)
+    assert lock is not None and _started_messages(at)
+    run_dir = Path(lock["run_dir"])
+
+    deadline = time.time() + RUN_TIMEOUT
+    while (launcher.run_status(run_dir).get("global_epoch") or 0) < 1 and time.time() < deadline:
+        time.sleep(0.2)
+    at.run()
+    assert "Training" in _markdown(at) and not _started_messages(at), "running: the start message is gone"
+
+    at.button(key=state.launch_key("cancel")).click().run()
+    assert not at.exception, at.exception
+    clicked = time.time()
+    assert "Cancelling…" in _markdown(at), _markdown(at)
+    assert "launch_cancel" not in _keys(at), "no second cancel while cancelling"
+    while launcher.active_run(launcher_env) and time.time() < deadline:
+        time.sleep(0.1)
+    seconds = time.time() - clicked
+    print(f"Cancel click to the end of the training process: {seconds:.1f} s")
+    status = launcher.run_status(run_dir)
+    assert status["state"] == "cancelled" and status["global_epoch"] < 200, status
+    assert "the epoch is discarded" in (run_dir / "train.log").read_text()
+
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Cancelled" in i.value for i in at.sidebar.info) and not _started_messages(at)
+
+
+def test_launcher_shows_only_the_chosen_recipes_fields_and_an_estimate(launcher_env):
+    scratch = {state.launch_key(k) for k in ("epochs_scratch", "lr_scratch", "warmup_epochs")}
+    pretrained = {state.launch_key(k) for k in ("epochs_head", "epochs_finetune", "lr_head", "lr_finetune",
+                                                "unfreeze_top")}
+    at = _app()
+    fields = {w.key for w in at.sidebar.number_input}
+    assert scratch <= fields and not pretrained & fields
+    assert state.launch_key("weights_file") not in {t.key for t in at.sidebar.text_input}
+    estimate = [c.value for c in at.sidebar.caption if c.value.startswith("Estimated duration")]
+    assert len(estimate) == 1 and "an estimate" in estimate[0] and "img/s" in estimate[0], estimate
+
+    for weights in ("imagenet", "file"):
+        at.sidebar.radio(key=state.launch_key("weights")).set_value(weights).run()
+        assert not at.exception, at.exception
+        fields = {w.key for w in at.sidebar.number_input}
+        assert pretrained <= fields and not scratch & fields, weights
+    assert state.launch_key("weights_file") in {t.key for t in at.sidebar.text_input}
+
+    at.sidebar.radio(key=state.launch_key("weights")).set_value("none").run()
+    at.sidebar.number_input(key=state.launch_key("epochs_scratch")).set_value(60).run()
+    longer = [c.value for c in at.sidebar.caption if c.value.startswith("Estimated duration")]
+    assert longer != estimate and "scratch 60 epochs" in longer[0], (estimate, longer)
 
 
 def test_launcher_failure_is_shown(launcher_env, tmp_path):

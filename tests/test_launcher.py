@@ -43,19 +43,22 @@ def test_train_command_scratch_and_pretrained(tmp_path):
                          lr_scratch=0.01, limit_per_class=5, name="my run")
     scratch = launcher.train_command(config, tmp_path)
     assert scratch[1:3] == ["-m", "train"]
-    assert "--epochs-head" not in scratch
+    assert "--epochs-head" not in scratch and "--unfreeze-top" not in scratch
     parsed = parse_args(scratch[3:])
     assert (parsed.data, parsed.run_dir, parsed.backbone, parsed.weights) == ("D", str(tmp_path), "TinyCNN", "none")
     assert (parsed.image_size, parsed.epochs_scratch, parsed.lr_scratch) == (32, 2, 0.01)
+    assert parsed.warmup_epochs == config.warmup_epochs
     assert (parsed.limit_per_class, parsed.name) == (5, "my run")
     dashes = launcher.train_command(TrainConfig(data="-D", weights="none", name="-x", lr_scratch=-1.0), Path("-r"))
     parsed = parse_args(dashes[3:])
     assert (parsed.data, parsed.run_dir, parsed.name, parsed.lr_scratch) == ("-D", "-r", "-x", -1.0)
     pretrained = launcher.train_command(TrainConfig(data="D", weights="imagenet", epochs_head=3, epochs_finetune=1,
-                                                    lr_finetune=2e-5), tmp_path)
+                                                    lr_finetune=2e-5, unfreeze_top=12), tmp_path)
     assert "--epochs-scratch" not in pretrained and "--limit-per-class" not in pretrained
+    assert "--warmup-epochs" not in " ".join(pretrained)
     parsed = parse_args(pretrained[3:])
-    assert (parsed.epochs_head, parsed.epochs_finetune, parsed.lr_finetune) == (3, 1, 2e-5)
+    assert (parsed.epochs_head, parsed.epochs_finetune, parsed.lr_finetune, parsed.unfreeze_top) == (3, 1, 2e-5, 12)
+    assert launcher.recipe_flags(TrainConfig(data="D", weights="/no/such/file.h5")) == launcher.PRETRAINED_FLAGS
 
 
 def test_resume_overrides_are_noticed_in_both_spellings():
@@ -125,8 +128,18 @@ def test_cancel_run_writes_the_cancel_request(tmp_path):
     with pytest.raises(LauncherAccessError, match="Wrong launcher password"):
         launcher.cancel_run(tmp_path, access=guarded, password="nope")
     assert not (run / rf.CANCEL_FILE).exists()
+    rf.write_json(run / rf.STATUS_FILE, {"state": "running", "pid": os.getpid()})
+    assert launcher.run_status(run)["state"] == "running"
+    before = time.time()
     assert launcher.cancel_run(tmp_path, access=guarded, password="s3cret") == run
     assert (run / rf.CANCEL_FILE).exists()
+    status = launcher.run_status(run)
+    assert status["state"] == "cancelling" and status["cancel_requested"] >= before, "reported at once"
+    assert rf.read_status(run)["state"] == "running", "status.json stays the training process's to write"
+    rf.write_json(run / rf.STATUS_FILE, {"state": "cancelled", "pid": os.getpid()})
+    assert launcher.run_status(run)["state"] == "cancelled"
+    rf.write_json(run / rf.STATUS_FILE, {"state": "running", "pid": _dead_pid()})
+    assert launcher.run_status(run)["state"] == "failed", "a dead process is not cancelling"
     (tmp_path / launcher.LOCK_FILE).unlink()
     assert launcher.cancel_run(tmp_path, access=_open()) is None
 
@@ -234,3 +247,67 @@ def test_attempt_limiter_locks_out_with_backoff():
         limiter.attempt(access, "wrong", now=130.0)
     assert limiter.wait_seconds(now=130.0) == 25, "up to the cap"
     limiter.attempt(access, "right", now=155.0)
+
+
+def test_estimate_seconds_is_loading_plus_epochs_plus_evaluation():
+    # 1,400 scans read at 100/s; 10 epochs of 1,000 training images at 20 img/s and 100 validation images at 60 img/s;
+    # then validation + test (400) at 60 img/s.
+    assert launcher.estimate_seconds([(10, 20.0)], 1000, 100, 300) == pytest.approx(14 + 10 * (50 + 100 / 60) + 400 / 60)
+    # Two phases at their own throughput; the final evaluation runs at the last one's inference speed.
+    assert launcher.estimate_seconds([(2, 30.0), (3, 10.0)], 600, 60) == pytest.approx(
+        6.6 + 2 * (20 + 60 / 90) + 3 * (60 + 2) + 60 / 30)
+    assert launcher.estimate_seconds([(0, 5.0)], 100, 0, load_images_per_second=50.0) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="positive throughput"):
+        launcher.estimate_seconds([(3, 0.0)], 100, 10)
+
+
+def test_default_throughput_scales_with_backbone_and_pixels():
+    assert launcher.default_throughput("EfficientNetB0", 128) == launcher.DEFAULT_IMAGES_PER_SECOND
+    assert launcher.default_throughput("EfficientNetB0", 256) == pytest.approx(launcher.DEFAULT_IMAGES_PER_SECOND / 4)
+    assert launcher.default_throughput("EfficientNetB4", 128) < launcher.default_throughput("EfficientNetB0", 128)
+    assert launcher.default_throughput("TinyCNN", 32) > launcher.default_throughput("EfficientNetB0", 32)
+
+
+def _recorded_run(root: Path, name: str, state: str, rates: list[float], backbone: str = "TinyCNN", size: int = 32,
+                  phase: str = "scratch") -> None:
+    run = root / name
+    run.mkdir(parents=True)
+    rf.write_json(run / rf.CONFIG_FILE, {"backbone": backbone, "image_size": size})
+    rf.write_json(run / rf.STATUS_FILE, {"state": state})
+    rf.write_json(run / rf.HISTORY_FILE, [{"phase": phase, "images_per_second": r} for r in rates])
+
+
+def test_estimate_run_uses_finished_runs_throughput_else_the_default(tiny_dataset, tmp_path):
+    runs = tmp_path / "runs"
+    config = TrainConfig(data=str(tiny_dataset), backbone="TinyCNN", weights="none", image_size=32, epochs_scratch=5)
+    default = launcher.estimate_run(config, _open(tiny_dataset), runs)
+    # 12 Training scans per class: 1 to validation (10%), 11 to training; 6 Testing scans per class.
+    assert (default.train_images, default.validation_images, default.test_images) == (44, 4, 24)
+    ips = launcher.default_throughput("TinyCNN", 32)
+    assert default.phases == (("scratch", 5, ips, "default for this backbone and size on a 2-core CPU"),)
+    assert default.seconds == pytest.approx(launcher.estimate_seconds([(5, ips)], 44, 4, 24))
+
+    _recorded_run(runs, "a", "finished", [10.0, 30.0])
+    _recorded_run(runs, "b", "finished", [20.0])
+    _recorded_run(runs, "cancelled", "cancelled", [1.0, 1.0, 1.0])         # not a finished run
+    _recorded_run(runs, "bigger", "finished", [1.0], size=64)               # another image size
+    _recorded_run(runs, "head", "finished", [1.0], phase="head")           # another phase
+    assert launcher.recorded_throughput("TinyCNN", 32, "scratch", runs) == (20.0, 3)
+    recorded = launcher.estimate_run(config, _open(tiny_dataset), runs)
+    assert recorded.phases == (("scratch", 5, 20.0, "median of 3 recorded epochs"),)
+    assert recorded.seconds == pytest.approx(launcher.estimate_seconds([(5, 20.0)], 44, 4, 24))
+    assert "scratch 5 epochs at 20 img/s (median of 3 recorded epochs)" in recorded.explanation()
+    pretrained = TrainConfig(data=str(tiny_dataset), backbone="TinyCNN", weights="imagenet", image_size=32,
+                             epochs_head=2, epochs_finetune=3)
+    two_phase = launcher.estimate_run(pretrained, _open(tiny_dataset), runs)
+    assert [(name, epochs) for name, epochs, _, _ in two_phase.phases] == [("head", 2), ("finetune", 3)]
+    assert two_phase.phases[0][2] == 1.0 and two_phase.phases[1][2] == ips, "per phase: recorded, else default"
+
+    limited = launcher.estimate_run(TrainConfig(data=str(tiny_dataset), backbone="TinyCNN", weights="none",
+                                                image_size=32, limit_per_class=3), _open(tiny_dataset), runs)
+    assert (limited.train_images, limited.validation_images, limited.test_images) == (12, 4, 12)
+
+
+def test_estimate_run_reads_no_folder_outside_the_roots(tiny_dataset, tmp_path):
+    with pytest.raises(LauncherAccessError, match="must be inside"):
+        launcher.estimate_run(TrainConfig(data=str(tiny_dataset), weights="none"), _open(tmp_path / "elsewhere"))

@@ -19,7 +19,7 @@ from ui.services import available_models
 POLL_SECONDS = 3.0
 WEIGHT_CHOICES = {"none": "None (from scratch)", "imagenet": "ImageNet (download)", "file": "Local weights file"}
 STATE_TEXT = {"starting": "Starting", "loading": "Loading data", "running": "Training", "evaluating": "Evaluating",
-              "finished": "Finished", "failed": "Failed", "cancelled": "Cancelled"}
+              "cancelling": "Cancelling…", "finished": "Finished", "failed": "Failed", "cancelled": "Cancelled"}
 
 
 def model_picker() -> None:
@@ -103,39 +103,81 @@ def _unlocked(access: launcher.LauncherAccess) -> bool:
     return False
 
 
-def _launch_form() -> TrainConfig | None:
-    """The training form; returns the run's configuration when submitted."""
-    with st.form("launch_form"):
-        data = st.text_input("Data folder (Training/ and Testing/)", str(launcher.default_data_dir()),
-                             key=state.launch_key("data"))
-        backbone = st.selectbox("Backbone", BACKBONES, index=BACKBONES.index("EfficientNetB0"),
-                                key=state.launch_key("backbone"))
-        weights = st.radio("Weights", list(WEIGHT_CHOICES), format_func=WEIGHT_CHOICES.get, key=state.launch_key("weights"),
-                           help="ImageNet needs internet access to download; a local file is a Keras 'notop' weights file.")
-        weights_file = st.text_input("Local weights file", "", key=state.launch_key("weights_file"))
+STARTED = state.launch_key("started")            # the run this session started: {run_dir, pid}
+CANCEL_ERROR = state.launch_key("cancel_error")  # why the last cancel was refused
+
+
+def _launch_options() -> TrainConfig:
+    """The launcher's fields: the common ones, then only those of the recipe the weights choose."""
+    data = st.text_input("Data folder (Training/ and Testing/)", str(launcher.default_data_dir()),
+                         key=state.launch_key("data"))
+    backbone = st.selectbox("Backbone", BACKBONES, index=BACKBONES.index("EfficientNetB0"),
+                            key=state.launch_key("backbone"))
+    weights = st.radio("Weights", list(WEIGHT_CHOICES), format_func=WEIGHT_CHOICES.get, key=state.launch_key("weights"),
+                       help="None trains every layer from scratch (one phase); ImageNet (needs internet access to "
+                            "download) or a local Keras 'notop' weights file train the head, then fine-tune.")
+    weights_file = (st.text_input("Local weights file", "", key=state.launch_key("weights_file"))
+                    if weights == "file" else "")
+    left, right = st.columns(2)
+    image_size = left.number_input("Image size (px)", 32, 512, 128, 16, key=state.launch_key("image_size"))
+    batch_size = right.number_input("Batch size", 1, 256, 32, key=state.launch_key("batch_size"))
+    recipe: dict[str, Any] = {}
+    if weights == "none":
+        st.caption("From scratch: every layer trains; AdamW, warm-up then cosine decay")
         left, right = st.columns(2)
-        image_size = left.number_input("Image size (px)", 32, 512, 128, 16, key=state.launch_key("image_size"))
-        batch_size = right.number_input("Batch size", 1, 256, 32, key=state.launch_key("batch_size"))
-        st.caption("From scratch (weights none): one phase")
+        recipe["epochs_scratch"] = left.number_input("Epochs", 1, 200, 30, key=state.launch_key("epochs_scratch"))
+        recipe["lr_scratch"] = right.number_input("Learning rate", 1e-6, 1.0, 2e-3, format="%.1e",
+                                                  key=state.launch_key("lr_scratch"))
+        recipe["warmup_epochs"] = left.number_input("Warm-up epochs", 0, 50, 2, key=state.launch_key("warmup_epochs"))
+    else:
+        st.caption("Pretrained weights: the head with the backbone frozen, then fine-tuning of the top layers")
         left, right = st.columns(2)
-        epochs_scratch = left.number_input("Epochs", 1, 200, 30, key=state.launch_key("epochs_scratch"))
-        lr_scratch = right.number_input("Learning rate", 1e-6, 1.0, 2e-3, format="%.1e", key=state.launch_key("lr_scratch"))
-        st.caption("Pretrained weights: head phase, then fine-tuning")
-        left, right = st.columns(2)
-        epochs_head = left.number_input("Head epochs", 0, 200, 12, key=state.launch_key("epochs_head"))
-        lr_head = right.number_input("Head LR", 1e-7, 1.0, 1e-3, format="%.1e", key=state.launch_key("lr_head"))
-        epochs_finetune = left.number_input("Fine-tune epochs", 0, 200, 8, key=state.launch_key("epochs_finetune"))
-        lr_finetune = right.number_input("Fine-tune LR", 1e-8, 1.0, 1e-5, format="%.1e", key=state.launch_key("lr_finetune"))
-        limit = st.number_input("Images per class (0 = all)", 0, 100000, 0, key=state.launch_key("limit"),
-                                help="A small number gives a quick trial run.")
-        name = st.text_input("Run name (optional)", "", key=state.launch_key("name"))
-        if not st.form_submit_button("Start training", type="primary", key=state.launch_key("start")):
-            return None
-    return TrainConfig(
-        data=data, backbone=backbone, weights=weights_file if weights == "file" else weights,
-        image_size=int(image_size), batch_size=int(batch_size), epochs_head=int(epochs_head),
-        epochs_finetune=int(epochs_finetune), epochs_scratch=int(epochs_scratch), lr_head=float(lr_head),
-        lr_finetune=float(lr_finetune), lr_scratch=float(lr_scratch), limit_per_class=int(limit), name=name)
+        recipe["epochs_head"] = left.number_input("Head epochs", 0, 200, 12, key=state.launch_key("epochs_head"))
+        recipe["lr_head"] = right.number_input("Head LR", 1e-7, 1.0, 1e-3, format="%.1e", key=state.launch_key("lr_head"))
+        recipe["epochs_finetune"] = left.number_input("Fine-tune epochs", 0, 200, 8,
+                                                      key=state.launch_key("epochs_finetune"))
+        recipe["lr_finetune"] = right.number_input("Fine-tune LR", 1e-8, 1.0, 1e-5, format="%.1e",
+                                                   key=state.launch_key("lr_finetune"))
+        recipe["unfreeze_top"] = left.number_input("Layers unfrozen", 1, 500, 30, key=state.launch_key("unfreeze_top"),
+                                                   help="How many of the backbone's top layers fine-tuning trains.")
+    limit = st.number_input("Images per class (0 = all)", 0, 100000, 0, key=state.launch_key("limit"),
+                            help="A small number gives a quick trial run.")
+    name = st.text_input("Run name (optional)", "", key=state.launch_key("name"))
+    recipe = {k: (float(v) if k.startswith("lr_") else int(v)) for k, v in recipe.items()}
+    return TrainConfig(data=data, backbone=backbone, weights=weights_file if weights == "file" else weights,
+                       image_size=int(image_size), batch_size=int(batch_size), limit_per_class=int(limit), name=name,
+                       **recipe)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _estimate(config: TrainConfig, access: launcher.LauncherAccess, root: str) -> launcher.DurationEstimate:
+    return launcher.estimate_run(config, access, Path(root))
+
+
+def _show_estimate(config: TrainConfig, access: launcher.LauncherAccess) -> None:
+    try:
+        estimate = _estimate(config, access, str(launcher.runs_root()))
+    except BrainScanError:  # outside the allowed folders, no Training/Testing layout, a missing weights file
+        st.caption("Estimated duration: shown once the data folder (and weights file) can be used.")
+        return
+    st.caption(f"Estimated duration: about {format_seconds(estimate.seconds)} (an estimate: "
+               f"{estimate.explanation()}).")
+
+
+def _launch_form() -> None:
+    """The training form (a fragment: changing a field reruns only the form, so the recipe's fields and the
+    estimate follow at once); a successful start reruns the app, which then polls the run."""
+    options = _launch_options()
+    access = _access()
+    _show_estimate(options, access)
+    if st.button("Start training", type="primary", key=state.launch_key("start")):
+        try:
+            lock = launcher.start_run(options, access=access, password=_password())
+        except BrainScanError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state[STARTED] = {"run_dir": lock["run_dir"], "pid": lock["pid"]}
+            st.rerun(scope="app")
 
 
 def _progress(status: dict[str, Any]) -> float:
@@ -150,12 +192,20 @@ def _show_run(run_dir: Path, active: bool) -> None:
     status = launcher.run_status(run_dir)
     run_state = status.get("state", "starting")
     st.markdown(f"**{run_dir.name}** — {STATE_TEXT.get(run_state, run_state)}")
+    started = st.session_state.get(STARTED)
+    if started and started["run_dir"] == str(run_dir) and run_state in ("starting", "loading"):
+        st.success(f"Started training in {started['run_dir']} (pid {started['pid']}).")
+    elif started:  # running, ended or another run: the start message is history
+        st.session_state.pop(STARTED, None)
     if run_state == "running":
         st.progress(_progress(status), text=f"phase {status.get('phase', '–')} · epoch {status.get('epoch', 0)}/"
                                             f"{status.get('phase_epochs', '–')} · "
                                             f"ETA {format_seconds(status.get('eta_seconds'))}")
-    elif run_state in ("starting", "loading", "evaluating"):
-        st.progress(_progress(status), text={"evaluating": "Evaluating the best checkpoint on the test set…"}.get(
+    elif run_state in ("starting", "loading", "evaluating", "cancelling"):
+        st.progress(_progress(status), text={
+            "evaluating": "Evaluating the best checkpoint on the test set…",
+            "cancelling": "Cancelling: the run stops at the end of the current batch (the unfinished epoch is "
+                          "discarded) and exports its best checkpoint…"}.get(
             run_state, "Starting: loading the data and building the model…"))
     metrics = status.get("metrics") or {}
     if metrics:
@@ -165,21 +215,30 @@ def _show_run(run_dir: Path, active: bool) -> None:
         st.error(f"The run failed: {status.get('error') or 'no error message'}")
     elif run_state == "finished":
         st.success(f"Finished — test accuracy {status.get('test_accuracy', 0):.3f}. The model is in the picker above.")
-    elif run_state == "cancelled":
+    elif run_state == "cancelled" and status.get("model_dir"):
         st.info("Cancelled — the best checkpoint was exported to the run's model/ folder but not evaluated, so the "
                 "model picker does not offer it. `python -m train --resume RUN_DIR` finishes and evaluates the run.")
+    elif run_state == "cancelled":
+        st.info("Cancelled before an epoch was completed: nothing was exported. `python -m train --resume RUN_DIR` "
+                "starts it again.")
     history = history_for(run_dir / "model")
     if history:
         st.plotly_chart(training_curves(history, stacked=True), key=state.LIVE_CURVES_PREFIX + run_dir.name)
     with st.expander("Log"):
         st.code(launcher.process_log_tail(run_dir, 15) or "(no output yet)", language=None)
-    if active and run_state not in launcher.TERMINAL_STATES and st.button("Cancel training", key=state.launch_key("cancel")):
-        try:
-            launcher.cancel_run(access=_access(), password=_password())
-        except BrainScanError as exc:
-            st.error(str(exc))
-            return
-        st.info("Cancel requested: the run stops after the current batch and keeps its best checkpoint.")
+    error = st.session_state.pop(CANCEL_ERROR, None)
+    if error:
+        st.error(error)
+    if active and run_state not in (*launcher.TERMINAL_STATES, "cancelling"):
+        st.button("Cancel training", key=state.launch_key("cancel"), on_click=_request_cancel)
+
+
+def _request_cancel() -> None:
+    """on_click of Cancel: runs before the rerun, so the rerun already reads the run as cancelling."""
+    try:
+        launcher.cancel_run(access=_access(), password=_password())
+    except BrainScanError as exc:
+        st.session_state[CANCEL_ERROR] = str(exc)
 
 
 def _run_panel() -> None:
@@ -202,14 +261,7 @@ def training_launcher() -> None:
         if not _unlocked(access):
             return
         panel = st.container()
-        options = _launch_form()
-        if options is not None:
-            try:
-                lock = launcher.start_run(options, access=_access(), password=_password())
-            except BrainScanError as exc:
-                st.error(str(exc))
-            else:
-                st.success(f"Started training in {lock['run_dir']} (pid {lock['pid']}).")
+        st.fragment(_launch_form)()
         active = launcher.active_run() is not None
         st.session_state[state.LAUNCH_POLLING] = active
         with panel:

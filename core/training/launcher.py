@@ -3,7 +3,9 @@
 The app never trains in its own process: `start_run` spawns `python -m train` in a new session
 (it survives page reloads and browser closes) with its output in the run folder. A lock file
 `<runs>/.active` (JSON: run_dir, pid, started) allows a single active run; a lock whose process
-is gone is stale and is removed by the next `active_run` call.
+is gone is stale and is removed by the next `active_run` call. A cancel is the run's CANCEL file (the run stops
+at its next batch end); `run_status` reports "cancelling" from the moment it is written. `estimate_run` gives the
+form's duration estimate (`estimate_seconds` is its arithmetic).
 
 Starting and cancelling need a `LauncherAccess`: closed by default, the launcher works without a
 password only when the app is bound to localhost or an explicit setting opens it; a configured
@@ -19,15 +21,17 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.data.discovery import discover
 from core.errors import LauncherAccessError, TrainingConfigError
 from core.model.factory import resolve_weights
 from core.training import run_files as rf
-from core.training.loop import TrainConfig, validate
+from core.training.loop import TrainConfig, plan_phases, validate
 
 REPO = Path(__file__).resolve().parents[2]
 LOCK_FILE = ".active"
@@ -169,14 +173,24 @@ class AttemptLimiter:
 
 
 COMMON_FLAGS = ("backbone", "weights", "image_size", "batch_size")
-SCRATCH_FLAGS = ("epochs_scratch", "lr_scratch")
-PRETRAINED_FLAGS = ("epochs_head", "lr_head", "epochs_finetune", "lr_finetune")
+SCRATCH_FLAGS = ("epochs_scratch", "lr_scratch", "warmup_epochs")
+PRETRAINED_FLAGS = ("epochs_head", "lr_head", "epochs_finetune", "lr_finetune", "unfreeze_top")
+
+
+def from_scratch(weights: str | None) -> bool:
+    """True when `weights` selects the from-scratch recipe (as `resolve_weights` reads it, without touching files)."""
+    return weights is None or str(weights).lower() in ("", "none", "scratch")
+
+
+def recipe_flags(config: TrainConfig) -> tuple[str, ...]:
+    """The options of the recipe `config.weights` selects: from scratch (weights none) or two-phase transfer."""
+    return SCRATCH_FLAGS if from_scratch(config.weights) else PRETRAINED_FLAGS
 
 
 def train_command(config: TrainConfig, run_dir: Path) -> list[str]:
     """The `python -m train` command line for the launcher's choices in `config`. Every value is joined to its
     flag (`--name=-x`), so values starting with `-` are never taken for options."""
-    names = COMMON_FLAGS + (SCRATCH_FLAGS if resolve_weights(config.weights) is None else PRETRAINED_FLAGS)
+    names = COMMON_FLAGS + recipe_flags(config)
     if config.limit_per_class:
         names += ("limit_per_class",)
     if config.name:
@@ -285,7 +299,8 @@ def start_run(config: TrainConfig, root: Path | None = None, *, access: Launcher
 
 
 def run_status(run_dir: str | Path) -> dict[str, Any]:
-    """The run's status file; a dead process that left no final state is reported as failed."""
+    """The run's status file; a dead process that left no final state is reported as failed, a live one asked to
+    cancel (its CANCEL file, written at once by `cancel_run`) as "cancelling" until it has stopped."""
     run_dir = Path(run_dir)
     status = rf.read_status(run_dir)
     pid = status.get("pid") or (rf.read_json(run_dir / LAUNCH_FILE) or {}).get("pid")
@@ -294,7 +309,21 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
         tail = process_log_tail(run_dir, 5)
         status = {**status, "state": "failed",
                   "error": status.get("error") or f"The training process ended unexpectedly. {tail}".strip()}
+    elif state not in TERMINAL_STATES and (requested := _cancel_requested(run_dir)) is not None:
+        status = {**status, "state": "cancelling", "cancel_requested": requested}
     return status
+
+
+def _cancel_requested(run_dir: Path) -> float | None:
+    """When the run's CANCEL file was written (its content, else its time stamp); None without one."""
+    path = run_dir / rf.CANCEL_FILE
+    try:
+        text = path.read_text().strip()
+        return float(text) if text else path.stat().st_mtime
+    except ValueError:
+        return _mtime(path)
+    except OSError:
+        return None
 
 
 def process_log_tail(run_dir: str | Path, lines: int = 20) -> str:
@@ -331,10 +360,122 @@ def latest_run(root: Path | None = None) -> Path | None:
 
 
 def cancel_run(root: Path | None = None, *, access: LauncherAccess, password: str | None = None) -> Path | None:
-    """Check the password, then ask the active run to stop after its current batch (its best checkpoint is exported)."""
+    """Check the password, then ask the active run to stop after its current batch (its best checkpoint is exported).
+
+    The request is the run's CANCEL file, written here at once: from then on `run_status` reports "cancelling"
+    (status.json itself is only ever written by the training process, so no final state can be overwritten)."""
     access.authorise(password)
     lock = active_run(root)
     if lock is None:
         return None
     rf.request_cancel(lock["run_dir"])
     return Path(lock["run_dir"])
+
+
+# The duration estimate shown before a run starts. Throughput (training images per second) comes from the epochs of
+# finished runs with the same backbone and image size (history.json's images_per_second), else from a default.
+DEFAULT_IMAGES_PER_SECOND = 15.0  # EfficientNetB0, 128 px, training, on this project's 2-core CPU (see below)
+DEFAULT_IMAGE_SIZE = 128
+# Relative cost of a training step at the same image size (EfficientNet depth x width^2; TinyCNN is a toy).
+BACKBONE_COST = {"EfficientNetB0": 1.0, "EfficientNetB1": 1.1, "EfficientNetB2": 1.45, "EfficientNetB3": 2.0,
+                 "EfficientNetB4": 3.5, "TinyCNN": 0.05}
+INFERENCE_SPEEDUP = 3.0         # a forward pass (validation, test) costs about a third of a training step
+LOAD_IMAGES_PER_SECOND = 100.0  # reading, cropping and resizing the scans before the first epoch
+
+
+def estimate_seconds(phases: list[tuple[int, float]], train_images: int, validation_images: int,
+                     test_images: int = 0, inference_speedup: float = INFERENCE_SPEEDUP,
+                     load_images_per_second: float = LOAD_IMAGES_PER_SECOND) -> float:
+    """Estimated wall time of a run: reading every scan once, then per phase `epochs` x (training images at its
+    throughput + validation images at `inference_speedup` x that), then the final evaluation (validation and
+    test images at the last phase's inference speed). `phases`: (epochs, training images per second) each.
+    Early stopping can only make a run shorter."""
+    if not phases or any(ips <= 0 for _, ips in phases):
+        raise ValueError("every phase needs a positive throughput")
+    seconds = (train_images + validation_images + test_images) / load_images_per_second
+    for epochs, ips in phases:
+        seconds += epochs * (train_images / ips + validation_images / (inference_speedup * ips))
+    return seconds + (validation_images + test_images) / (inference_speedup * phases[-1][1])
+
+
+def default_throughput(backbone: str, image_size: int) -> float:
+    """Training images per second without a recorded run: DEFAULT_IMAGES_PER_SECOND for EfficientNetB0 at 128 px,
+    scaled by the backbone's relative cost and by the pixel count. Measured on a 2-core CPU (the bundled model:
+    5,137 scans per epoch with validation in about 4 min, ~21 img/s; the robust recipe with other work on the
+    CPU ~8 img/s); a GPU is one to two orders of magnitude faster."""
+    cost = BACKBONE_COST.get(backbone, BACKBONE_COST["EfficientNetB4"])
+    return DEFAULT_IMAGES_PER_SECOND / cost * (DEFAULT_IMAGE_SIZE / image_size) ** 2
+
+
+def recorded_throughput(backbone: str, image_size: int, phase: str, root: Path | None = None) -> tuple[float, int]:
+    """(median images per second, number of epochs) over the `phase` epochs of finished runs under `root` with this
+    backbone and image size; (0.0, 0) when none recorded it (history rows before images_per_second lack it)."""
+    values = []
+    for run_dir in list_runs(root):
+        config = rf.read_json(run_dir / rf.CONFIG_FILE) or {}
+        if (config.get("backbone"), config.get("image_size")) != (backbone, image_size):
+            continue
+        if rf.read_status(run_dir).get("state") != "finished":
+            continue
+        rows = rf.read_json(run_dir / rf.HISTORY_FILE, []) or []
+        values += [float(r["images_per_second"]) for r in rows if isinstance(r, dict) and r.get("phase") == phase
+                   and isinstance(r.get("images_per_second"), (int, float)) and r["images_per_second"] > 0]
+    if not values:
+        return 0.0, 0
+    values.sort()
+    middle = len(values) // 2
+    return (values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2), len(values)
+
+
+@dataclass(frozen=True)
+class DurationEstimate:
+    """What `estimate_run` found: the total, the image counts and, per phase, its throughput and where it came from."""
+
+    seconds: float
+    train_images: int
+    validation_images: int
+    test_images: int
+    phases: tuple[tuple[str, int, float, str], ...]  # (phase, epochs, training images per second, source)
+
+    def explanation(self) -> str:
+        """One line: the inputs of the arithmetic, so the estimate can be checked."""
+        parts = [f"{name} {epochs} epochs at {ips:.3g} img/s ({source})" for name, epochs, ips, source in self.phases]
+        return (f"{self.train_images:,} training, {self.validation_images:,} validation and {self.test_images:,} test "
+                f"images; " + "; ".join(parts) + "; validation and test at 3x that; early stopping can end it sooner")
+
+
+def _split_counts(config: TrainConfig) -> tuple[int, int, int]:
+    """(train, validation, test) images the run would use: per class, the protocol's split of the files found
+    (grouped/default: `val_fraction` of Training; spec: Testing halved), each capped at `limit_per_class`."""
+    index = discover(config.data)
+    training = Counter(s.label for s in index.splits["Training"])
+    testing = Counter(s.label for s in index.splits["Testing"])
+    cap = config.limit_per_class or None
+    train = validation = test = 0
+    for label in range(len(index.class_names)):
+        if config.protocol == "spec":
+            parts = (training[label], testing[label] // 2, testing[label] - testing[label] // 2)
+        else:
+            held = round(config.val_fraction * training[label])
+            parts = (training[label] - held, held, testing[label])
+        train, validation, test = (total + min(n, cap or n) for total, n in zip((train, validation, test), parts))
+    return train, validation, test
+
+
+def estimate_run(config: TrainConfig, access: LauncherAccess, root: Path | None = None) -> DurationEstimate:
+    """The estimated duration of the run `config` describes (the folder is read only inside the allowed roots:
+    LauncherAccessError otherwise; a data folder without the expected layout raises DataLayoutError)."""
+    access.check_paths(config)
+    train, validation, test = _split_counts(config)
+    phases = []
+    for phase in plan_phases(config):
+        if phase.epochs < 1:
+            continue
+        ips, epochs_seen = recorded_throughput(config.backbone, config.image_size, phase.name, root)
+        source = (f"median of {epochs_seen} recorded epoch{'s' * (epochs_seen != 1)}" if epochs_seen else
+                  "default for this backbone and size on a 2-core CPU")
+        phases.append((phase.name, phase.epochs, ips or default_throughput(config.backbone, config.image_size), source))
+    if not phases:
+        raise TrainingConfigError("At least one epoch is needed.")
+    seconds = estimate_seconds([(epochs, ips) for _, epochs, ips, _ in phases], train, validation, test)
+    return DurationEstimate(seconds, train, validation, test, tuple(phases))
