@@ -7,7 +7,7 @@ import streamlit as st
 
 from ui.case import case_panel
 from ui.keras_session import keep_keras_kernels
-from ui.services import privacy_toggle
+from ui.services import keep_scan_choice, privacy_toggle
 from ui.sidebar import model_picker, training_launcher
 
 ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
@@ -27,6 +27,7 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+keep_scan_choice()
 st.sidebar.markdown("### BrainScan XAI")
 st.sidebar.caption("Research use only — not a medical device.")
 case_panel()

@@ -28,9 +28,11 @@ from ui.presentation import content_hash, predictions_display, predictions_frame
 from ui.services import (
     active_model,
     assess_cached,
+    choose_scan,
     display_image,
     labels,
     notice,
+    remember_scan_choice,
     sample_files,
     scans,
     selected_scan,
@@ -104,9 +106,10 @@ elif len(files) > 1 or failures:
     st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "brainscan_results.csv",
                        "text/csv", key=state.DOWNLOAD_CSV)
     if st.session_state.get(state.SCAN) not in predictions:
-        st.session_state[state.SCAN] = next(iter(predictions))
+        choose_scan(next(iter(predictions)))
     if len(predictions) > 1:
-        st.selectbox("Details for", list(predictions), key=state.SCAN, format_func=shown.get)
+        st.selectbox("Details for", list(predictions), key=state.SCAN, format_func=shown.get,
+                     on_change=remember_scan_choice)
 
 name, data = selected_scan()
 if name not in predictions:

@@ -27,6 +27,7 @@ from ui.services import (
     model_input,
     notice,
     options_key,
+    remember_scan_choice,
     scan_metrics_cached,
     scans,
     selected_scan,
@@ -50,7 +51,7 @@ if selected_scan() is None:
     st.stop()
 shown = labels()  # de-identified "Scan 1 (hash)" unless the sidebar's "Show file names" is on
 if len(scans()) > 1:
-    st.selectbox("Scan", list(scans()), key=state.SCAN, format_func=shown.get)
+    st.selectbox("Scan", list(scans()), key=state.SCAN, format_func=shown.get, on_change=remember_scan_choice)
 name, data = selected_scan()
 label = shown[name]
 scan_id = content_hash(data)

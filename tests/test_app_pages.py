@@ -94,6 +94,23 @@ def test_unreadable_upload_shows_an_error_not_a_traceback(app_env):
     assert any("broken.png" in e.value for e in at.error)
 
 
+def test_the_chosen_scan_is_the_one_explained_and_kept_across_pages(app_env):
+    """Streamlit resets a widget key another page reuses: the choice is kept outside the widgets (keep_scan_choice)."""
+    at = _app()
+    at.sidebar.toggle(key=state.SHOW_FILE_NAMES).set_value(True).run()
+    files = [(p.name, p.read_bytes(), "image/jpeg") for p in sample_scans()[:3]]
+    at.file_uploader(key=state.UPLOADS).set_value(files).run()
+    at.selectbox(key=state.SCAN).set_value(files[2][0]).run()
+    at.session_state[state.TOGGLE_PREFIX + "shap"] = False
+    at.session_state[state.TOGGLE_PREFIX + "lime"] = False
+    at.switch_page("pages/explain.py").run()
+    assert not at.exception, at.exception
+    caps = [c.value for c in at.caption]
+    assert any(f"Explaining **{files[2][0]}**" in c for c in caps), [c for c in caps if "Explaining" in c]
+    at.switch_page("pages/classify.py").run()
+    assert at.selectbox(key=state.SCAN).value == files[2][0]
+
+
 def _overlay_labels(at: AppTest) -> list[str]:
     return [image.captions[0].split(" · ")[0] for image in at.get("image")]
 

@@ -22,7 +22,7 @@ from core.store.audit import AuditStore
 from core.store.cases import new_case_id, sha256_bytes, validate_case_id
 from ui import state
 from ui.presentation import scan_labels
-from ui.services import set_scans, show_file_names, trust_for
+from ui.services import choose_scan, set_scans, show_file_names, trust_for
 
 
 def session_id() -> str:
@@ -164,7 +164,7 @@ def take_uploads(files: dict[str, bytes]) -> None:
                     pass  # the classification shows why the file cannot be read
     set_scans(files)
     if series is not None:
-        st.session_state[state.SCAN] = None  # the series view then shows its most suspicious slice first
+        choose_scan(None)  # the series view then shows its most suspicious slice first
     if not show_file_names():  # a reason quotes the file's name: name it as the rest of the page does
         shown = {**scan_labels(expanded), **scan_labels(uploaded)}
         failures = {key: _deidentified(reason, shown) for key, reason in failures.items()}

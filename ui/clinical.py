@@ -28,7 +28,16 @@ from ui.case import (
     session_id,
 )
 from ui.presentation import content_hash, format_probability
-from ui.services import display_image, explanation_cached, model_input, options_key, scan_metrics_cached, scans
+from ui.services import (
+    choose_scan,
+    display_image,
+    explanation_cached,
+    model_input,
+    options_key,
+    remember_scan_choice,
+    scan_metrics_cached,
+    scans,
+)
 
 
 def header_panel(name: str) -> None:
@@ -63,7 +72,7 @@ def series_view(result: SeriesResult) -> None:
     st.info(result.summary())
     st.caption(f"Slices ordered by {series.ordered_by}; classified in one batch.")
     if st.session_state.get(state.SCAN) not in labels:
-        st.session_state[state.SCAN] = labels[result.top]
+        choose_scan(labels[result.top])
     st.plotly_chart(series_profile(result, labels, labels.index(st.session_state[state.SCAN])), key="series_profile")
     st.markdown("**Most suspicious slices first**")
     for rank, i in enumerate(result.ranking[:5], start=1):
@@ -75,9 +84,9 @@ def series_view(result: SeriesResult) -> None:
             middle.markdown(f"tumour probability {format_probability(result.suspicion[i])} · "
                             f"{result.predictions[i].headline}")
         if right.button("Explain this slice", key=f"{state.EXPLAIN_SLICE_PREFIX}{i}", icon=":material/visibility:"):
-            st.session_state[state.SCAN] = labels[i]
+            choose_scan(labels[i])
             st.switch_page("pages/explain.py")
-    st.select_slider("Slice shown", options=labels, key=state.SCAN)
+    st.select_slider("Slice shown", options=labels, key=state.SCAN, on_change=remember_scan_choice)
 
 
 def feedback_form(name: str, data: bytes, prediction: Assessment, classes: list[str], model_hash: str) -> None:

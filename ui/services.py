@@ -198,7 +198,7 @@ def scans() -> dict[str, bytes]:
 def set_scans(files: dict[str, bytes], selected: str | None = None) -> None:
     """Replace the session's scans and select one (the first by default)."""
     st.session_state[state.SCANS] = dict(files)
-    st.session_state[state.SCAN] = selected or next(iter(files), None)
+    choose_scan(selected or next(iter(files), None))
 
 
 def saved_evaluation(load: Callable[[Any], dict | None], model_dir: Any, what: str) -> dict | None | bool:
@@ -236,12 +236,31 @@ def privacy_toggle() -> None:
                            "patient names. Files are kept in this browser session's memory only, never on disk.")
 
 
+def keep_scan_choice() -> None:
+    """Streamlit resets a widget's key when another page draws a widget with that key: the scan chosen in Classify's
+    "Details for" was forgotten on the way to Explain (which then showed another scan). The choice lives in a key no
+    widget owns, and is given to the widgets' key before every page runs (called by app.py)."""
+    if state.SCAN_CHOICE in st.session_state:
+        st.session_state[state.SCAN] = st.session_state[state.SCAN_CHOICE]
+
+
+def remember_scan_choice() -> None:
+    """on_change of every widget with key SCAN: the user's choice becomes the kept one."""
+    st.session_state[state.SCAN_CHOICE] = st.session_state.get(state.SCAN)
+
+
+def choose_scan(name: str | None) -> None:
+    """Select a scan from code (a new upload, a series' top slice, "Explain this slice")."""
+    st.session_state[state.SCAN] = st.session_state[state.SCAN_CHOICE] = name
+
+
 def selected_scan() -> tuple[str, bytes] | None:
-    """(name, bytes) of the scan chosen on the Classify page."""
+    """(name, bytes) of the scan chosen on the Classify page (remembered across pages: `keep_scan_choice`)."""
     files = scans()
     name = st.session_state.get(state.SCAN)
     if name not in files:
         name = next(iter(files), None)
+    st.session_state[state.SCAN_CHOICE] = name
     return (name, files[name]) if name else None
 
 

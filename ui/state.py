@@ -3,7 +3,8 @@
 # Values the app keeps across reruns and pages
 MODEL = "model_path"                  # path of the chosen model folder (the sidebar's selectbox)
 SCANS = "scans"                       # {file name: bytes} of this session, in upload order
-SCAN = "scan"                         # the scan chosen for details and explanations
+SCAN = "scan"                         # the scan chosen for details and explanations (the widgets' key)
+SCAN_CHOICE = "scan_choice"           # the same choice in a key no widget owns (kept across pages)
 MEASURE_FOR = "measure_for"           # (model, scan, class) whose faithfulness was asked for
 LAUNCHER_UNLOCKED = "launcher_unlocked"     # the password this session unlocked the launcher with (re-checked)
 LAUNCHER_ATTEMPTS = "launcher_attempts"     # the session's AttemptLimiter (failed passwords, lock-out)
