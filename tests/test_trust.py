@@ -352,3 +352,20 @@ def test_classify_page_shows_why_a_scan_is_refused_and_the_set_of_an_accepted_on
     assert {"assessment", "refusal", "prediction set", "ood score"} <= set(table.columns)
     assert list(table["assessment"])[1] == "Not classified (refused by the input gate)"
     assert table["p(Glioma)"].iloc[1] in ("", None)
+
+
+def test_metrics_tables_name_each_measure_in_plain_words_first():
+    from ui.trust_view import calibration_frame, conformal_frame, gate_frame
+
+    calib = {"n": 10, "ece": 0.1, "nll": 0.3, "brier": 0.2, "per_class": {}}
+    conformal = {"n": 10, "coverage": 0.95, "coverage_ci95": [0.7, 0.99], "mean_set_size": 1.2, "single_share": 0.8,
+                 "per_class": {}}
+    trust = {"test": {"calibration_before": calib, "calibration_after": {**calib, "ece": 0.05}, "conformal": conformal},
+             "test_false_refusal": {"n": 10, "rate": 0.0, "rate_ci95": [0.0, 0.3]},
+             "external": {"far_ood": {"n": 5, "refused": 0.8, "refused_ci95": [0.4, 0.96], "auroc": 0.9,
+                                      "auroc_ci95": [0.8, 0.95], "fpr_at_95tpr": 0.2}}}
+    frame = calibration_frame(trust)
+    assert frame.loc["all scans", "Probability vs reality gap (ECE), after"] == 0.05
+    assert "Set holds the true class (coverage)" in conformal_frame(trust).columns
+    gate = gate_frame(trust)
+    assert gate.loc["far_ood", "Tells the set from Testing scans (AUROC)"] == "0.900 [0.800–0.950]"

@@ -114,37 +114,52 @@ def _pct(value: Any, ci: Any = None) -> str:
 def calibration_frame(trust: dict[str, Any], part: str = "test") -> pd.DataFrame:
     """ECE / NLL / Brier before and after, overall and per class."""
     before, after = trust[part]["calibration_before"], trust[part]["calibration_after"]
-    rows = [{"": "all scans", "n": before["n"], "ECE before": before["ece"], "ECE after": after["ece"],
-             "NLL before": before["nll"], "NLL after": after["nll"], "Brier before": before["brier"],
-             "Brier after": after["brier"]}]
+    rows = [_calibration_row("all scans", before, after)]
     for name, b in before.get("per_class", {}).items():
-        a = after["per_class"][name]
-        rows.append({"": class_label(name), "n": b["n"], "ECE before": b["ece"], "ECE after": a["ece"],
-                     "NLL before": b["nll"], "NLL after": a["nll"], "Brier before": b["brier"], "Brier after": a["brier"]})
+        rows.append(_calibration_row(class_label(name), b, after["per_class"][name]))
     return pd.DataFrame(rows).set_index("")
+
+
+CALIBRATION_COLUMNS = {"ece": "Probability vs reality gap (ECE)", "nll": "Surprise at the truth (log loss, NLL)",
+                       "brier": "Squared probability error (Brier)"}
+
+
+def _calibration_row(label: str, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"": label, "scans (n)": before["n"]}
+    for key, name in CALIBRATION_COLUMNS.items():
+        row[f"{name}, before"] = before[key]
+        row[f"{name}, after"] = after[key]
+    return row
 
 
 def conformal_frame(trust: dict[str, Any], part: str = "test") -> pd.DataFrame:
     """Coverage and mean set size per class and overall."""
     c = trust[part]["conformal"]
-    rows = [{"": "all scans", "n": c["n"], "coverage": _pct(c["coverage"], c["coverage_ci95"]),
-             "mean set size": c["mean_set_size"], "single-class answers": _pct(c["single_share"])}]
+    rows = [{"": "all scans", "scans (n)": c["n"],
+             "Set holds the true class (coverage)": _pct(c["coverage"], c["coverage_ci95"]),
+             "Classes per set (mean set size)": c["mean_set_size"],
+             "Single-class answers": _pct(c["single_share"])}]
     for name, v in c["per_class"].items():
-        rows.append({"": class_label(name), "n": v["n"], "coverage": _pct(v["coverage"], v["coverage_ci95"]),
-                     "mean set size": v["mean_set_size"], "single-class answers": _pct(v["single_share"])})
+        rows.append({"": class_label(name), "scans (n)": v["n"],
+                     "Set holds the true class (coverage)": _pct(v["coverage"], v["coverage_ci95"]),
+                     "Classes per set (mean set size)": v["mean_set_size"],
+                     "Single-class answers": _pct(v["single_share"])})
     return pd.DataFrame(rows).set_index("")
 
 
 def gate_frame(trust: dict[str, Any]) -> pd.DataFrame:
     """The gate's refusals on the test split and, when measured, per external set with AUROC and FPR@95%TPR."""
     f = trust["test_false_refusal"]
-    rows = [{"set": "Testing (should be accepted)", "n": f["n"], "refused": _pct(f["rate"], f["rate_ci95"]),
-             "AUROC": "", "FPR at 95% TPR": ""}]
+    separation = "Tells the set from Testing scans (AUROC)"
+    passed = "Testing scans passed when 95% of the set is caught (FPR at 95% TPR)"
+    rows = [{"set": "Testing (should be accepted)", "scans (n)": f["n"], "Refused": _pct(f["rate"], f["rate_ci95"]),
+             separation: "", passed: ""}]
     for name, e in trust.get("external", {}).items():
         auroc = e.get("auroc")
-        rows.append({"set": name, "n": e["n"], "refused": _pct(e["refused"], e["refused_ci95"]),
-                     "AUROC": "–" if auroc is None else f"{auroc:.3f} [{e['auroc_ci95'][0]:.3f}–{e['auroc_ci95'][1]:.3f}]",
-                     "FPR at 95% TPR": _pct(e.get("fpr_at_95tpr"))})
+        rows.append({"set": name, "scans (n)": e["n"], "Refused": _pct(e["refused"], e["refused_ci95"]),
+                     separation: "–" if auroc is None else
+                     f"{auroc:.3f} [{e['auroc_ci95'][0]:.3f}–{e['auroc_ci95'][1]:.3f}]",
+                     passed: _pct(e.get("fpr_at_95tpr"))})
     return pd.DataFrame(rows).set_index("set")
 
 
