@@ -6,6 +6,7 @@ import time
 import streamlit as st
 
 from core.errors import BrainScanError
+from core.io.images import FORMATS_TEXT
 from core.model.assessment import Assessment
 from core.model.card import CLASS_DESCRIPTIONS, class_label
 from core.model.limits import headline_limit
@@ -46,8 +47,8 @@ uploader = state.uploads_key(st.session_state.get(state.UPLOAD_NONCE, 0))
 # on_change, not a comparison with the last upload: the user adding or removing (×) files replaces the case's
 # scans at once (never a stale result), while coming back from another page, where the uploader is re-created
 # empty, keeps them.
-st.file_uploader("Upload MRI slices — JPEG, PNG, WebP, BMP, TIFF or DICOM (one or several files, a DICOM series, a "
-                 "multi-frame DICOM or a zip of a series)",
+st.file_uploader(f"Upload MRI slices — {FORMATS_TEXT} (one or several files, a DICOM series, a multi-frame DICOM "
+                 "or a zip of a series)",
                  type=["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "dcm", "dicom", "zip"],
                  accept_multiple_files=True, key=uploader,
                  on_change=lambda: take_uploads({f.name: f.getvalue() for f in st.session_state.get(uploader) or []}))

@@ -36,7 +36,8 @@ MAX_PIXELS = 50_000_000          # per decoded image (DICOM: every frame and sam
 MAX_FILE_BYTES = 256 * 1024 * 1024
 HEADER_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "DIB", "TIFF", "WEBP"}  # what Pillow may identify
 PILLOW_DECODES = {"WEBP"}  # decoded by Pillow (OpenCV builds differ in WebP support); the rest by OpenCV
-_SUPPORTED = "supported: JPEG, PNG, BMP, TIFF, WebP, DICOM"
+FORMATS_TEXT = "JPEG, PNG, WebP, BMP, TIFF or DICOM"  # the upload box and every decode message name them alike
+_SUPPORTED = f"supported: {FORMATS_TEXT}"
 
 # Pillow warns above its own limit (89 MP); our budget is checked explicitly below it, so the warning is noise.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
