@@ -135,7 +135,7 @@ with right:
             st.caption(CLASS_DESCRIPTIONS.get(prediction.answer, ""))
         st.plotly_chart(probability_bars(prediction.probabilities, prediction.predicted), key="probabilities")
     st.caption(f"Model: {entry.label} ({entry.source}) · input {card.image_size} px · "
-               f"classified in {seconds:.2f} s")
+               f"assessed in {seconds:.2f} s")
     if answered:
         st.page_link("pages/explain.py", label="Why? See the explanations for this scan",
                      icon=":material/visibility:")

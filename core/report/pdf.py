@@ -203,11 +203,10 @@ def _scan_section(pdf: _PDF, scan: ReportScan) -> None:
     pdf.set_left_margin(right)
     pdf.set_xy(right, top)
     _line(pdf, answer.headline, 11, bold=True)
-    if answer.state is not State.REFUSED:
+    if answer.state is not State.REFUSED:  # a refusal's reason is the gate line below
         _line(pdf, f"Assessment: {answer.state_text}", 9)
-    for warning in answer.warnings:
-        _line(pdf, warning, 8.5)
-    if answer.state is not State.REFUSED:
+        for warning in answer.warnings:
+            _line(pdf, warning, 8.5)
         _line(pdf, "Prediction set: " + (answer.set_text() or NOT_AVAILABLE), 8.5)
     _line(pdf, "Input gate: " + answer.gate_text(), 8.5)
     pdf.ln(2)
@@ -219,7 +218,8 @@ def _scan_section(pdf: _PDF, scan: ReportScan) -> None:
     pdf.set_left_margin(10)
     pdf.set_xy(pdf.l_margin, max(pdf.get_y(), top + side * scan.image.shape[0] / scan.image.shape[1]) + 4)
     if scan.overlays:
-        explained = f" of {class_label(scan.explained_class)}" if scan.explained_class else ""
+        explained = "" if not scan.explained_class else f" of {class_label(scan.explained_class)}" + (
+            " (the most probable class, for reference)" if answer.uncertain else "")
         _heading(pdf, f"Explanations{explained}", 10)
         per_row = min(3, len(scan.overlays))
         width = (pdf.epw - 5 * (per_row - 1)) / per_row

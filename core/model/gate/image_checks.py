@@ -1,5 +1,5 @@
 """Gate layer 2: pixel rules that need no fitting. Thresholds are far outside what brain MRI slices show
-(measured on the Training scans: see the README's gate section)."""
+(measured on the Training scans: see docs/trust.md, "The input gate")."""
 from __future__ import annotations
 
 import cv2
