@@ -198,3 +198,23 @@ def test_deidentified_labels_by_default(app_env):
     assert not any(name in shown for name in [p.name for p in uploaded] + ["Doe_John"])
     assert "Doe_John" not in str(at.main)  # (the sample buttons name the public samples on purpose)
     assert any(s.startswith("Result for Scan ") for s in _subheaders(at))
+
+
+def test_a_series_uploaded_with_an_image_keeps_both_apart(app_env):
+    """No whole-upload rejection: a series with an image keeps the series and names the image; a series that cannot
+    be read (two patients) is reported while the image beside it is still classified."""
+    from core.io.images import read_image
+
+    image = _files(sample_scans()[:1])
+    at = _named_app()
+    at.file_uploader(key=state.UPLOADS).set_value(_series_files() + image).run()
+    assert not at.exception, at.exception
+    assert _subheaders(at)[0] == "DICOM series: 3 slices"
+    assert any(image[0][0] in e.value and "not part of it" in e.value for e in at.error)
+    grays = [read_image(p)[:, :, 0] for p in sample_scans()[:2]]
+    mixed = [(f"P{i}.dcm", mr_slice(g, 5.0 * i, i + 1, patient_id=f"PID-{i}"), "application/dicom")
+             for i, g in enumerate(grays)]
+    at.file_uploader(key=state.UPLOADS).set_value(mixed + image).run()
+    assert not at.exception, at.exception
+    assert any("DICOM series (2 files) cannot be read" in e.value and "patients" in e.value for e in at.error)
+    assert f"Result for {image[0][0]}" in _subheaders(at)
