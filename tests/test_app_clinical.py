@@ -135,6 +135,8 @@ def test_series_feedback_report_and_audit(app_env, tiny_model):
 
     form = f"{state.FEEDBACK_PREFIX}"
     at.radio(key=next(r.key for r in at.radio if r.key.startswith(form + "verdict"))).set_value("Wrong")
+    at.selectbox(key=next(s.key for s in at.selectbox if s.key and s.key.startswith(form + "class"))).set_value(
+        "meningioma")
     at.text_area(key=next(t.key for t in at.text_area if t.key.startswith(form + "note"))).set_value("looks normal")
     at.button(key=next(b.key for b in at.button if b.key and "FormSubmitter" in b.key and "feedback" in b.key)).click()
     at.run()
@@ -164,6 +166,7 @@ def test_series_feedback_report_and_audit(app_env, tiny_model):
     assert "explanation" in events
     feedback = next(r for r in records if r.event == "feedback")
     assert feedback.result["agree"] is False and feedback.result["note"] == "looks normal"
+    assert feedback.result["correct_class"] == "meningioma"
     assert all("IM0" not in str(r.to_row()) for r in records)
 
     at.switch_page("pages/audit.py").run()

@@ -232,3 +232,11 @@ def test_training_curves_stacked_for_the_sidebar():
     fig = figures.training_curves(history, stacked=True)
     assert fig.data[2].yaxis == "y2" and fig.data[2].xaxis == "x2"
     assert list(fig.data[3].y) == pytest.approx([0.09, 0.18, 0.27])
+
+
+def test_feedback_needs_an_explicit_verdict_and_a_class_when_wrong():
+    from ui.clinical import feedback_problem
+
+    assert feedback_problem(None, None) == "Choose whether the model's answer is correct or wrong."
+    assert feedback_problem("Wrong", None) == "Choose the correct class."
+    assert feedback_problem("Wrong", "glioma") is None and feedback_problem("Correct", None) is None

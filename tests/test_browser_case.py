@@ -67,6 +67,8 @@ def test_one_case_end_to_end(server, tmp_path):
             page.get_by_role("link", name="Classify").first.click()
             expect(page.get_by_text("DICOM series: 3 slices")).to_be_visible()
             page.get_by_text("Wrong", exact=True).click()
+            page.locator("[data-testid=stSelectbox]").filter(has_text="Correct class").click()
+            page.get_by_role("option", name="Meningioma").click()
             page.get_by_role("textbox", name="Note (optional; no patient details)").fill("enhancing rim, review")
             page.get_by_role("button", name="Record feedback").click()
             expect(page.get_by_text("Feedback recorded")).to_be_visible()
