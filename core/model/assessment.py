@@ -126,7 +126,7 @@ class Assessment:
     @property
     def answer(self) -> str | None:
         """The class that may be shown as the headline: None when refused or uncertain."""
-        return None if self.state in (State.REFUSED, *UNCERTAIN_STATES) else self.predicted
+        return None if self.uncertain else self.predicted  # predicted is None for a refused scan
 
     @property
     def state(self) -> State:

@@ -56,15 +56,16 @@ def _fit(image: np.ndarray, side: int = REPORT_SIDE) -> np.ndarray:
     return cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
 
 
-def report_scan(title: str, sha256: str, image: np.ndarray, assessment: Assessment,
+def report_scan(title: str, sha256: str, image: np.ndarray | None, assessment: Assessment,
                 explanations: dict[str, Explanation], alpha: float = 0.45,
                 faithfulness: dict[str, dict[str, float]] | None = None,
                 header: dict[str, str] | None = None) -> ReportScan:
     """One scan's assessment and overlays as the report shows them (each overlay drawn on the scan with its legend).
-    A refused scan gets no overlays: its section holds the refusal and its reason only."""
+    A refused scan gets no overlays: its section holds the refusal and its reason only. `image` None (pixels never
+    decoded: refused from the DICOM header) draws a grey square."""
     if assessment.refused and explanations:
         raise ExplainError("a refused scan is reported without explanations")
-    base = _fit(np.asarray(image, np.uint8))
+    base = np.full((64, 64, 3), 200, np.uint8) if image is None else _fit(np.asarray(image, np.uint8))
     overlays = []
     explained = None
     for method, explanation in explanations.items():
@@ -163,12 +164,8 @@ def make_case_report(model: Any, card: ModelCard, model_dir: str | Path, files: 
                 image = preprocess(rgb, card.image_size, card.crop)
                 explanations, faithfulness = _explain_all(model, card, model_dir, image, methods,
                                                           measure_faithfulness, assessment)
-            scans.append(report_scan(f"Scan {number}", sha256_bytes(data), _placeholder() if rgb is None else rgb,
+            scans.append(report_scan(f"Scan {number}", sha256_bytes(data), rgb,
                                      assessment, explanations, alpha, faithfulness, header=header_of(data, name)))
         report = case_report(info, card, case_id, scans, len(files))
     return build_pdf(report), report
 
-
-def _placeholder(side: int = 64) -> np.ndarray:
-    """A grey square for a scan whose pixels were never decoded (refused from its header)."""
-    return np.full((side, side, 3), 200, np.uint8)
