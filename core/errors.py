@@ -39,3 +39,8 @@ class AuditError(BrainScanError):
 
 class CalibrationError(BrainScanError):
     """The input gate, calibration or conformal sets cannot be fitted (too few scans) or used."""
+
+
+class PacsError(BrainScanError):
+    """The PACS cannot be used: not configured, down, slow, refused the credentials, answered garbage, or a series
+    is over the retrieval limits (the message never holds credentials)."""
