@@ -44,3 +44,8 @@ class CalibrationError(BrainScanError):
 class PacsError(BrainScanError):
     """The PACS cannot be used: not configured, down, slow, refused the credentials, answered garbage, or a series
     is over the retrieval limits (the message never holds credentials)."""
+
+
+class BatchError(BrainScanError):
+    """A batch job cannot start or continue: a missing input, an unusable --out, a Ray cluster that cannot be
+    reached."""
