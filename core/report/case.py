@@ -16,7 +16,7 @@ import numpy as np
 
 from core.errors import ExplainError
 from core.io.images import preprocess, read_image
-from core.io.series import expand_archives, header_of, load_series, series_files
+from core.io.series import Series, expand_archives, header_of, load_series, series_files
 from core.model.assessment import Assessment
 from core.model.card import ModelCard, class_label
 from core.model.inference import classify
@@ -121,6 +121,25 @@ def _explain_all(model: Any, card: ModelCard, model_dir: str | Path, image: np.n
     return explanations, faithfulness
 
 
+def series_sections(model: Any, card: ModelCard, model_dir: str | Path, series: Series, result: SeriesResult,
+                    methods: list[str], measure_faithfulness: bool = False,
+                    alpha: float = 0.45) -> list[tuple[int, ReportScan]]:
+    """(slice index, report section) of the series' most suspicious answered slices (at most TOP_SLICES), each with
+    the chosen explanations: what the PDF shows in full, and what the PACS results send as overlays."""
+    sections = []
+    for i in result.ranking[:TOP_SLICES]:
+        s, assessment = series.slices[i], result.predictions[i]
+        if assessment.refused:
+            continue
+        scan = preprocess(s.image, card.image_size, card.crop)
+        explanations, faithfulness = _explain_all(model, card, model_dir, scan, methods, measure_faithfulness,
+                                                  assessment)
+        sections.append((i, report_scan(
+            f"{s.label} of {len(series.slices)} (rank {result.ranking.index(i) + 1} by tumour probability)",
+            s.sha256, s.image, assessment, explanations, alpha, faithfulness, header=series.header)))
+    return sections
+
+
 def make_case_report(model: Any, card: ModelCard, model_dir: str | Path, files: dict[str, bytes], case_id: str,
                      methods: list[str] | tuple[str, ...] = DEFAULT_METHODS, measure_faithfulness: bool = False,
                      alpha: float = 0.45) -> tuple[bytes, CaseReport]:
@@ -140,17 +159,8 @@ def make_case_report(model: Any, card: ModelCard, model_dir: str | Path, files: 
                                "the series and the other files separately")
         series = load_series(in_series)
         result = classify_series(model, card, [s.image for s in series.slices], trust, series.modality)
-        scans = []
-        for i in result.ranking[:TOP_SLICES]:
-            s, assessment = series.slices[i], result.predictions[i]
-            if assessment.refused:
-                continue
-            scan = preprocess(s.image, card.image_size, card.crop)
-            explanations, faithfulness = _explain_all(model, card, model_dir, scan, methods, measure_faithfulness,
-                                                      assessment)
-            scans.append(report_scan(
-                f"{s.label} of {len(series.slices)} (rank {result.ranking.index(i) + 1} by tumour probability)",
-                s.sha256, s.image, assessment, explanations, alpha, faithfulness, header=series.header))
+        scans = [scan for _, scan in series_sections(model, card, model_dir, series, result, methods,
+                                                     measure_faithfulness, alpha)]
         report = case_report(info, card, case_id, scans, len(series.slices),
                              (result, [s.label for s in series.slices], series.ordered_by))
     else:
