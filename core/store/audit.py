@@ -3,16 +3,19 @@
 One table, `audit_events`, through SQLAlchemy: SQLite in WAL mode under the state folder by default
 (`BRAINSCAN_STATE_DIR`, else `state/` in the repository), or any SQLAlchemy URL in `BRAINSCAN_DB_URL`
 (PostgreSQL for a shared deployment). Rows are never updated or deleted: the store has no such call, and a
-database trigger refuses UPDATE and DELETE for anyone who tries with SQL. What a row holds: time (UTC), event,
+database trigger refuses UPDATE and DELETE for anyone who tries with SQL. Every row is also a link of a hash
+chain (`core.store.chain`, appended by `core.store.ledger`), so a change made around the triggers is detected by
+`verify` (`python -m core audit verify`). What a row holds: time (UTC), event,
 case id, SHA-256 of the scan's bytes, SHA-256 of the model file, the result as JSON, app version, session id.
 No file names and no patient details: `record` refuses result keys that could carry them.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -29,15 +33,15 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    insert,
     select,
-    text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import AuditError
 from core.store.cases import validate_case_id
+from core.store.chain import GENESIS_EVENT, ChainReport, verify_rows
+from core.store.ledger import SEQ_INDEX, append, prepare, table_rows
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = ("classification", "explanation", "report", "feedback")
@@ -56,24 +60,12 @@ audit_events = Table(
     Column("result", Text, nullable=False),
     Column("app_version", String(32), nullable=False),
     Column("session_id", String(64), nullable=False),
+    Column("chain_seq", Integer),
+    Column("content_hash", String(64)),
+    Column("prev_hash", String(64)),
+    Column("chain_hash", String(64)),
+    Index(SEQ_INDEX, "chain_seq", unique=True),
 )
-
-_APPEND_ONLY = {
-    "sqlite": [
-        "CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events "
-        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
-        "CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events "
-        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
-    ],
-    "postgresql": [
-        "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$ BEGIN "
-        "RAISE EXCEPTION 'audit_events is append-only'; END; $$ LANGUAGE plpgsql",
-        "DROP TRIGGER IF EXISTS audit_events_no_change ON audit_events",
-        "CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events "
-        "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()",
-    ],
-}
-
 
 def app_version() -> str:
     """The project's version from pyproject.toml (what wrote a record)."""
@@ -130,12 +122,8 @@ class AuditStore:
         self.url = url or default_url()
         try:
             self.engine = self._engine(self.url)
-            with self.engine.begin() as conn:
-                if self.engine.dialect.name == "postgresql":  # sessions starting together: one creates the schema
-                    conn.execute(text("SELECT pg_advisory_xact_lock(724041)"))
-                metadata.create_all(conn)
-                for statement in _APPEND_ONLY.get(self.engine.dialect.name, []):
-                    conn.execute(text(statement))
+            with self._append_transaction() as conn:  # sessions starting together: one migrates
+                prepare(conn, audit_events, app_version())
         except SQLAlchemyError as exc:
             raise AuditError(f"cannot open the audit store at {self.safe_url}: {exc.__class__.__name__}: "
                              f"{str(exc).splitlines()[0]}") from exc
@@ -157,6 +145,11 @@ class AuditStore:
                 cursor.execute("PRAGMA busy_timeout=60000")
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.close()
+                dbapi_connection.isolation_level = None  # SQLAlchemy's begin event below starts transactions
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Connection) -> None:  # appends take the write lock first: one chain head at a time
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
 
             return engine
         return create_engine(url, pool_pre_ping=True)
@@ -171,15 +164,32 @@ class AuditStore:
                "scan_hash": scan_hash, "model_hash": model_hash, "result": json.dumps(result, sort_keys=True, default=str),
                "app_version": app_version(), "session_id": session_id}
         try:
-            with self.engine.begin() as conn:
-                return int(conn.execute(insert(audit_events).values(**row)).inserted_primary_key[0])
+            with self._append_transaction() as conn:
+                return append(conn, audit_events, row)
         except SQLAlchemyError as exc:
             raise AuditError(f"cannot write to the audit store at {self.safe_url}: {str(exc).splitlines()[0]}") from exc
+
+    @contextlib.contextmanager
+    def _append_transaction(self) -> Iterator[Connection]:
+        """A transaction that holds the write lock from its start (SQLite: BEGIN IMMEDIATE)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(immediate=True)
+            with conn.begin():
+                yield conn
+
+    def verify(self, expect: str | None = None) -> ChainReport:
+        """Walk the whole chain (a consistent snapshot) and report the first broken link."""
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                return verify_rows(table_rows(conn, audit_events), expect)
+        except SQLAlchemyError as exc:
+            raise AuditError(f"cannot read the audit store at {self.safe_url}: {str(exc).splitlines()[0]}") from exc
 
     def records(self, case_id: str | None = None, event_name: str | None = None, scan_hash: str | None = None,
                 since: datetime | None = None, limit: int | None = None) -> list[AuditRecord]:
         """Records, newest first, filtered by case id (substring), event, scan hash (prefix) and time."""
-        query = select(audit_events).order_by(audit_events.c.id.desc())
+        query = (select(*[audit_events.c[c] for c in COLUMNS]).where(audit_events.c.event != GENESIS_EVENT)
+                 .order_by(audit_events.c.id.desc()))
         if case_id:
             query = query.where(audit_events.c.case_id.contains(case_id, autoescape=True))
         if event_name:
@@ -201,7 +211,8 @@ class AuditStore:
     def count(self) -> int:
         """How many records the store holds."""
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())
+            return int(conn.execute(select(func.count()).select_from(audit_events)
+                                    .where(audit_events.c.event != GENESIS_EVENT)).scalar_one())
 
     def dispose(self) -> None:
         self.engine.dispose()
