@@ -13,12 +13,14 @@ import os
 import sys
 import warnings
 
+from core.settings import settings
+
 
 def import_tensorflow_quietly() -> None:
     """Load keras (and tensorflow, on that backend) and probe GPUs with stderr muted (no-op when already loaded)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match", category=UserWarning)
-    if "tensorflow" in sys.modules or os.environ.get("BRAINSCAN_VERBOSE"):
+    if "tensorflow" in sys.modules or settings().verbose:
         return
     sys.stderr.flush()
     saved = os.dup(2)
@@ -40,7 +42,7 @@ def import_tensorflow_quietly() -> None:
 def quiet_opencv() -> None:
     """Hide OpenCV's own log lines (e.g. 'PNG input buffer is incomplete'): the decoder already turns every
     failure into a one-line error. BRAINSCAN_VERBOSE=1 keeps them."""
-    if os.environ.get("BRAINSCAN_VERBOSE"):
+    if settings().verbose:
         return
     import cv2
 

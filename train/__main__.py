@@ -6,7 +6,6 @@ Defaults follow the specification (EfficientNetB4, ImageNet weights, two phases)
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import fields
@@ -16,6 +15,7 @@ from core.data.discovery import PROTOCOLS
 from core.errors import BrainScanError
 from core.io.images import CROPS
 from core.model.factory import BACKBONES
+from core.settings import settings
 from core.training.augment import AUGMENTATIONS
 from core.training.loop import RESUME_OVERRIDES, TrainConfig, train
 
@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = TrainConfig(data="")
     p = argparse.ArgumentParser(prog="python -m train", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA"),
+    p.add_argument("--data", default=None if settings().data is None else str(settings().data),
                    help="dataset root (Training/, Testing/); or BRAINSCAN_DATA")
     p.add_argument("--run-dir", help="run folder (default runs/<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint "

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
+
+from core.settings import settings
 
 
 def progress_printer(label: str) -> Callable[[int, int], None]:
@@ -32,8 +33,8 @@ def model_arg(p: argparse.ArgumentParser) -> None:
 
 def data_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
     """--data: the dataset root, BRAINSCAN_DATA by default."""
-    env = os.environ.get("BRAINSCAN_DATA")
-    p.add_argument("--data", default=env, required=required and env is None,
+    env = settings().data
+    p.add_argument("--data", default=None if env is None else str(env), required=required and env is None,
                    help="dataset root with Training/ and Testing/ (or BRAINSCAN_DATA)")
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 from core.cli.common import data_arg, model_arg, progress_printer
 from core.errors import ExplainError
+from core.settings import settings
 
 OUT_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
@@ -99,7 +99,7 @@ def cmd_xai_eval(args: argparse.Namespace) -> int:
         raise ExplainError("xai-eval needs --data DIR (or BRAINSCAN_DATA)")
     if args.localisation:
         return _localisation(args)
-    quick = args.quick or os.environ.get("BRAINSCAN_QUICK") == "1"
+    quick = args.quick or settings().quick
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     model, card = load_model(args.model)
     discover_for_model(args.data, card.class_names)

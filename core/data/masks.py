@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from core.errors import DataLayoutError
+from core.settings import settings
 
 INDEX_FILE = "index.csv"
 MASKS_DIR_NAME = "brain-tumor-mri-masks"
@@ -83,9 +84,9 @@ class MaskIndex:
 
 def default_masks_dir(data_root: str | Path | None) -> Path | None:
     """`BRAINSCAN_MASKS`, else the masks folder beside the dataset root (None when neither exists)."""
-    env = os.environ.get("BRAINSCAN_MASKS")
+    env = settings().masks
     if env:
-        return Path(env)
+        return env
     if data_root is None:
         return None
     candidate = Path(data_root).expanduser().resolve().parent / MASKS_DIR_NAME

@@ -6,12 +6,12 @@ convolutional feature map is a layer of the saved model itself, reachable withou
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from core.errors import ModelNotFoundError, TrainingConfigError
 from core.model.card import MODEL_FILE, ModelCard, load_card
+from core.settings import settings
 
 BACKBONES = ("EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3", "EfficientNetB4", "TinyCNN")
 DEFAULT_BACKBONE = "EfficientNetB4"
@@ -116,7 +116,4 @@ def load_model(model_dir: str | Path) -> tuple[Any, ModelCard]:
 
 def default_model_dir() -> Path:
     """BRAINSCAN_MODEL if set, else the bundled model in assets/models/default."""
-    env = os.environ.get("BRAINSCAN_MODEL")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "assets" / "models" / "default"
+    return settings().model or Path(__file__).resolve().parents[2] / "assets" / "models" / "default"

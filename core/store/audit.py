@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import AuditError
+from core.settings import settings
 from core.store.cases import validate_case_id
 from core.store.chain import GENESIS_EVENT, ChainReport, verify_rows
 from core.store.ledger import SEQ_INDEX, append, prepare, table_rows
@@ -75,10 +75,10 @@ def app_version() -> str:
 
 def default_url() -> str:
     """BRAINSCAN_DB_URL, else SQLite under BRAINSCAN_STATE_DIR (default: state/ in the repository)."""
-    url = os.environ.get("BRAINSCAN_DB_URL")
+    url = settings().db_url
     if url:
         return url
-    folder = Path(os.environ.get("BRAINSCAN_STATE_DIR", REPO / "state"))
+    folder = settings().state_dir
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'audit.sqlite3'}"
 

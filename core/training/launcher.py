@@ -22,11 +22,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import settings as config
 from core.data.discovery import discover
 from core.errors import LauncherAccessError, TrainingConfigError
 from core.model.factory import resolve_weights
@@ -42,14 +43,12 @@ TERMINAL_STATES = ("finished", "failed", "cancelled")
 
 def runs_root() -> Path:
     """BRAINSCAN_RUNS if set, else <repo>/runs."""
-    env = os.environ.get("BRAINSCAN_RUNS")
-    return Path(env).expanduser() if env else REPO / "runs"
+    return config.settings().runs
 
 
 def default_data_dir() -> Path:
     """BRAINSCAN_DATA if set, else ../shared/data/brain-tumor-mri beside the repository."""
-    env = os.environ.get("BRAINSCAN_DATA")
-    return Path(env).expanduser() if env else REPO.parent / "shared" / "data" / "brain-tumor-mri"
+    return config.settings().data or REPO.parent / "shared" / "data" / "brain-tumor-mri"
 
 
 LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
@@ -116,28 +115,20 @@ def _inside(value: str, roots: tuple[Path, ...], what: str) -> None:
         raise LauncherAccessError(f"{what} must be inside one of the allowed folders: {allowed}.")
 
 
-def _roots(value: Any) -> tuple[Path, ...] | None:
-    if not value:
-        return None
-    items = value.split(os.pathsep) if isinstance(value, str) else list(value)
-    return tuple(Path(str(item)).expanduser() for item in items if str(item).strip())
-
-
-def _true(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
 def access_from_settings(settings: Mapping[str, Any], server_address: str | None) -> LauncherAccess:
     """The launcher's access rules from the app's secrets (`settings`), else the environment, else defaults."""
-    def setting(name: str, env: str) -> Any:
-        return settings.get(name) if settings.get(name) not in (None, "") else os.environ.get(env)
+    env = config.settings()
 
-    password = setting(PASSWORD_SETTING, PASSWORD_ENV)
+    def pick(name: str, parse: Callable[[Any], Any], from_env: Any) -> Any:
+        value = settings.get(name)
+        return from_env if value in (None, "") else parse(value)
+
+    password = pick(PASSWORD_SETTING, lambda value: value, env.launcher_password)
     return LauncherAccess(
         password=str(password) if password else None, server_address=server_address,
-        open_without_password=_true(setting(OPEN_SETTING, OPEN_ENV)),
-        data_roots=_roots(setting(DATA_ROOTS_SETTING, DATA_ROOTS_ENV)) or (default_data_dir(),),
-        weights_roots=_roots(setting(WEIGHTS_ROOTS_SETTING, WEIGHTS_ROOTS_ENV)) or default_weights_roots())
+        open_without_password=pick(OPEN_SETTING, config.parse_flag, env.launcher_open),
+        data_roots=pick(DATA_ROOTS_SETTING, config.parse_paths, env.data_roots) or (default_data_dir(),),
+        weights_roots=pick(WEIGHTS_ROOTS_SETTING, config.parse_paths, env.weights_roots) or default_weights_roots())
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """The models the app can use: the bundled/default model and finished training runs, with key numbers."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,6 +8,7 @@ from typing import Any
 from core.errors import BrainScanError
 from core.model.card import CARD_FILE, MODEL_FILE, ModelCard, load_card
 from core.model.factory import default_model_dir
+from core.settings import settings
 from core.training import run_files as rf
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "samples"
@@ -73,7 +73,7 @@ def list_models(runs: Path | None) -> list[ModelEntry]:
     entries = []
     default = default_model_dir()
     if (default / CARD_FILE).is_file():
-        entries.append(_entry(default, "BRAINSCAN_MODEL" if os.environ.get("BRAINSCAN_MODEL") else "bundled"))
+        entries.append(_entry(default, "BRAINSCAN_MODEL" if settings().model else "bundled"))
     if runs is not None and Path(runs).is_dir():
         finished = [e for p in Path(runs).iterdir() if p.is_dir() and (e := finished_run_entry(p)) is not None]
         entries += sorted(finished, key=lambda e: e.mtime, reverse=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.io.atomic import atomic_write_text
+from core.settings import settings
 
 STATUS_FILE = "status.json"
 CONFIG_FILE = "config.json"
@@ -89,7 +90,7 @@ def request_cancel(run_dir: str | Path) -> None:
 def crash_point(name: str) -> None:
     """Test-only hook: with BRAINSCAN_TEST_KILL_AT=NAME[:N] the process SIGKILLs itself the N-th time
     (default: the first) it reaches the point NAME ("checkpoint", "evaluation", "export"). Unset, it does nothing."""
-    wanted = os.environ.get(KILL_AT_ENV)
+    wanted = settings().test_kill_at
     if not wanted:
         return
     point, _, count = wanted.partition(":")
