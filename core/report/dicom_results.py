@@ -43,12 +43,12 @@ class OverlayCapture:
     source: int
 
 
-def overlay_captures(sections: Sequence[tuple[int, ReportScan]]) -> list[OverlayCapture]:
-    """The overlays of the report's sections ((slice index, section) as `core.report.case.series_sections` gives
-    them) with their legends, drawn as the PDF and the PNG downloads draw them."""
+def overlay_captures(scan: ReportScan, source: int) -> list[OverlayCapture]:
+    """A report section's overlays with their legends, drawn as the PDF and the PNG downloads draw them; `source` is
+    the section's slice index (as `core.report.case.series_sections` pairs them)."""
     return [OverlayCapture(f"{o.method} of {o.label}, {scan.title}",
-                           overlay_with_legend(o.overlay, o.kind, o.label, f"{o.method}: {o.label}"), index)
-            for index, scan in sections for o in scan.overlays]
+                           overlay_with_legend(o.overlay, o.kind, o.label, f"{o.method}: {o.label}"), source)
+            for o in scan.overlays]
 
 
 @dataclass(frozen=True)
