@@ -253,23 +253,25 @@ def _value(item: Dataset) -> str:
         return f'({code.CodeValue},{code.CodingSchemeDesignator},"{code.CodeMeaning}")'
     if kind == "NUM":
         measured = item.MeasuredValueSequence[0]
-        return f'"{measured.NumericValue}" ({measured.MeasurementUnitsCodeSequence[0].CodeValue})'
+        unit = measured.MeasurementUnitsCodeSequence[0]
+        return f'"{measured.NumericValue}" ({unit.CodeValue},{unit.CodingSchemeDesignator},"{unit.CodeMeaning}")'
     if kind == "IMAGE":
         ref = item.ReferencedSOPSequence[0]
-        return f"(SOP class {ref.ReferencedSOPClassUID}, instance {ref.ReferencedSOPInstanceUID})"
+        return f"({ref.ReferencedSOPClassUID},{ref.ReferencedSOPInstanceUID})"
     if kind == "UIDREF":
         return f'"{item.UID}"'
     return ""
 
 
 def sr_text(ds: Dataset) -> str:
-    """The SR's content tree as indented text, one content item a line (like `dsrdump`), for the docs and logs."""
+    """The SR's content tree as indented text, one content item a line in `dsrdump`'s layout (relationship, value
+    type, concept name, value; values in full), for the docs and the app's "what was sent"."""
     def lines(node: Any, depth: int) -> list[str]:
         out = []
         for item in _items(node):
             code = item.ConceptNameCodeSequence[0]
             value = _value(item)
-            out.append(f'{"  " * depth}<{item.RelationshipType}:{item.ValueType}:({code.CodeValue},'
+            out.append(f'{"  " * depth}<{item.RelationshipType.lower()} {item.ValueType}:({code.CodeValue},'
                        f'{code.CodingSchemeDesignator},"{code.CodeMeaning}"){"=" + value if value else ""}>')
             out += lines(item, depth + 1)
         return out
