@@ -183,7 +183,15 @@ def test_a_series_refused_slice_by_slice_carries_the_reasons_and_no_probabilitie
     assert reading.summary.startswith("Not classified: the input gate refused all 3 slices")
     assert reading.series_probability is None
     assert all(s.refusal == reason and s.probabilities == {} and s.state == "refused" for s in reading.slices)
-    assert "(PROB,99BSXAI" not in sr_text(objects.sr)
+    assert "(122157,DCM" not in sr_text(objects.sr)
+
+
+def test_an_uncalibrated_model_folder_gives_no_prediction_set_and_says_so(sources):
+    plain = _series([Assessment(f"slice {i + 1}", NAMES, (0.7, 0.1, 0.1, 0.1), (0.7, 0.1, 0.1, 0.1))
+                     for i in range(3)])
+    sr = build_results(sources, plain, INFO, software=SOFTWARE).sr
+    assert all(s.prediction_set is None and s.answer == "glioma" for s in read_sr(sr).slices)
+    assert "Prediction set" not in sr_text(sr) and "This model folder is not calibrated" in sr_text(sr)
 
 
 def test_sr_text_lists_the_content_tree_as_dsrdump_does(objects, tmp_path):
