@@ -7,10 +7,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import audit, calibrate, data, evaluate, predict, report, state, xai
+from core.cli import audit, batch, calibrate, data, evaluate, pacs, predict, report, state, xai
 from core.errors import BrainScanError
 
-COMMAND_GROUPS = (predict, evaluate, calibrate, data, xai, report, audit, state)
+COMMAND_GROUPS = (predict, evaluate, calibrate, data, xai, report, batch, audit, state, pacs)
 
 
 def build_parser() -> argparse.ArgumentParser:

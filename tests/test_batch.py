@@ -1,0 +1,159 @@
+"""`python -m core batch`: the rows of a small tree (real scans, a duplicate, a corrupt file, a CT and an MR
+DICOM series, a zip), a job killed after its first part file then resumed, and a two-process local Ray
+cluster giving the same rows as one in-process worker. The tiny model keeps the forward passes cheap."""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+
+from core.batch.rows import TIMING_COLUMNS
+from core.batch.runner import BatchOptions, run_batch
+from tests.conftest import REAL_DATA
+from tests.dicom_builder import mr_slice
+
+pytestmark = pytest.mark.data
+REAL = ["glioma/Te-gl_0010.jpg", "meningioma/Te-me_0010.jpg", "notumor/Te-no_0010.jpg"]
+
+
+def _ct(data: bytes) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.Modality = "CT"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scans/ (3 real scans, a duplicate, a corrupt file, a CSV), ct/ and mr/ series, scans.zip (2 members)."""
+    if not (REAL_DATA / "Testing").is_dir():
+        pytest.skip(f"real data not found at {REAL_DATA} (set BRAINSCAN_DATA)")
+    root = tmp_path_factory.mktemp("tree")
+    (root / "scans").mkdir()
+    for rel in REAL:
+        shutil.copy(REAL_DATA / "Testing" / rel, root / "scans" / Path(rel).name)
+    shutil.copy(REAL_DATA / "Testing" / REAL[0], root / "scans" / "copy-of-gl_0010.jpg")
+    (root / "scans" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "scans" / "notes.csv").write_text("not a scan\n")
+    rng = np.random.default_rng(0)
+    grays = [rng.integers(0, 256, (48, 48), dtype=np.uint8) for _ in range(3)]
+    for name, convert in (("ct", _ct), ("mr", lambda b: b)):
+        (root / name).mkdir()
+        uid = f"1.2.826.0.1.3680043.8.498.{10 if name == 'ct' else 11}"
+        for k, gray in enumerate(grays):
+            (root / name / f"s{k}.dcm").write_bytes(convert(mr_slice(gray, 5.0 * k, k + 1, series_uid=uid)))
+    with zipfile.ZipFile(root / "scans.zip", "w") as archive:
+        for rel in ("pituitary/Te-pi_0010.jpg", "glioma/Te-gl_0011.jpg"):
+            archive.write(REAL_DATA / "Testing" / rel, f"inner/{Path(rel).name}")
+    return root
+
+
+def _stable(table) -> list[dict]:
+    """Rows without the timing columns (the only values that differ from run to run)."""
+    return table.drop_columns(list(TIMING_COLUMNS)).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def reference(tree: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """An uninterrupted in-process run through the CLI: (output path, table)."""
+    from core.cli import main
+
+    out = tmp_path_factory.mktemp("ref") / "rows.parquet"
+    assert main(["batch", str(tree), "--out", str(out), "--workers", "0", "--model", str(tiny_model_dir),
+                 "--batch-size", "3"]) == 0
+    return out, pq.read_table(out)
+
+
+def test_rows_of_a_tree_with_a_corrupt_file_series_and_zip(tree: Path, tiny_model, reference):
+    from core.model.inference import classify
+
+    out, table = reference
+    rows = {Path(r["key"]).relative_to(tree).as_posix(): r for r in table.to_pylist()}
+    assert list(rows) == sorted(rows) and set(rows) == {
+        "ct/series", "mr/series", "scans.zip/inner/Te-gl_0011.jpg", "scans.zip/inner/Te-pi_0010.jpg",
+        "scans/Te-gl_0010.jpg", "scans/Te-me_0010.jpg", "scans/Te-no_0010.jpg", "scans/copy-of-gl_0010.jpg",
+        "scans/corrupt.jpg"}
+    corrupt = rows["scans/corrupt.jpg"]
+    assert corrupt["status"] == "error" and corrupt["error_type"] == "ImageDecodeError" and corrupt["state"] is None
+    ct, mr = rows["ct/series"], rows["mr/series"]
+    assert (ct["kind"], ct["state"], ct["refusal_layer"], ct["n_slices"]) == ("series", "refused", "metadata", 3)
+    assert ct["series_refused_slices"] == 3 and ct["series_summary"].startswith("Not classified")
+    assert mr["kind"] == "series" and mr["n_slices"] == 3 and 1 <= mr["series_top_slice"] <= 3
+    model, card = tiny_model
+    for rel in ("scans/Te-gl_0010.jpg", "scans/Te-no_0010.jpg"):
+        expected = classify(model, card, tree / rel, name=str(tree / rel)).to_dict()
+        assert {k: rows[rel][k] for k in expected} == {**expected, "probabilities": rows[rel]["probabilities"],
+                                                     "raw_probabilities": rows[rel]["raw_probabilities"]}
+        assert rows[rel]["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-6)
+    copy = rows["scans/copy-of-gl_0010.jpg"]
+    assert copy["sha256"] == rows["scans/Te-gl_0010.jpg"]["sha256"] and copy["file"].endswith("copy-of-gl_0010.jpg")
+    summary = out.with_suffix(".summary.json").read_text()
+    assert '"skipped_files": 1' in summary and '"ImageDecodeError": 1' in summary and '"errors": 1' in summary
+
+
+class Killed(Exception):
+    """The simulated kill: raised by the progress callback once the first part file is written."""
+
+
+def test_killed_after_the_first_part_then_resumed_gives_the_same_parquet(tree: Path, tiny_model_dir: Path,
+                                                                       reference, tmp_path: Path):
+    out = tmp_path / "rows.parquet"
+    options = BatchOptions(str(tiny_model_dir), workers=0, batch_size=3)
+
+    def kill(done: int, total: int) -> None:
+        if done > 0:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_batch([tree], out, options, progress=kill)
+    parts = list(tmp_path.glob(".rows.parquet.parts/*/part-*.parquet"))
+    assert not out.exists() and len(parts) == 1  # the one finished batch is kept; nothing half-written
+    summary, table = run_batch([tree], out, options)
+    assert summary.reused == 3 and summary.done_now == 5 and summary.rows == 9
+    assert _stable(pq.read_table(out)) == _stable(reference[1]) == _stable(table)
+    again, _ = run_batch([tree], out, options)
+    assert again.done_now == 0 and again.reused == 9
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A head and one more worker node on loopback (1 CPU each), stopped at the end; yields the address."""
+    ray = str(Path(sys.executable).parent / "ray")
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "RAY_USAGE_STATS_ENABLED": "0"}
+    temp = tmp_path_factory.mktemp("ray")
+    common = ["--num-cpus", "1", "--disable-usage-stats"]
+    subprocess.run([ray, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
+                    "--include-dashboard=false", f"--temp-dir={temp}", *common], env=env, check=True,
+                   capture_output=True, timeout=300)
+    try:
+        subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", *common],
+                       env=env, check=True, capture_output=True, timeout=300)
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=300)
+
+
+def test_two_ray_nodes_give_the_rows_of_one_worker(tree: Path, tiny_model_dir: Path, reference, ray_cluster,
+                                                   tmp_path: Path):
+    options = BatchOptions(str(tiny_model_dir), address=ray_cluster, workers=2, batch_size=2)
+    summary, table = run_batch([tree], tmp_path / "rows.parquet", options)
+    assert summary.workers == 2 and summary.address == ray_cluster and summary.done_now == 9
+    assert _stable(table) == _stable(reference[1])
