@@ -25,8 +25,15 @@ import numpy as np
 from core.data.masks import MaskIndex, MaskRow
 from core.errors import ExplainError
 from core.io.atomic import atomic_write_text
-from core.xai.explainers import explain, get_spec
-from core.xai.metrics import LOCALISATION, LOCALISATION_REFERENCE_MAPS, METRICS, evaluate_map, localise_map
+from core.xai.explainers import explain, get_spec, with_background
+from core.xai.metrics import (
+    LOCALISATION,
+    LOCALISATION_REFERENCE_MAPS,
+    METRICS,
+    MetricOptions,
+    evaluate_map,
+    localise_map,
+)
 
 ROAD_METRICS = ("road_morf", "road_lerf")
 LOCALISATION_FILE = "xai_localisation.json"
@@ -87,7 +94,7 @@ def load_scans(masks: MaskIndex, rows: list[MaskRow], data_root: str | Path, cla
 
 
 def score_scans(model: Any, scans: list[MaskedScan], methods: list[str], method_options: dict[str, dict[str, Any]],
-                seed: int = 0, road: bool = True, road_options: dict[str, Any] | None = None,
+                seed: int = 0, road: bool = True, road_options: MetricOptions | None = None,
                 references: bool = True, progress: Progress | None = None,
                 checkpoint: Path | None = None, deadline: float | None = None) -> list[dict[str, Any]]:
     """One record per scan: for each method (and reference map) its localisation values, ROAD and seconds.
@@ -127,7 +134,7 @@ def score_scans(model: Any, scans: list[MaskedScan], methods: list[str], method_
             values: dict[str, float] = localise_map(saliency, scan.mask)
             if road and name != "uniform":
                 scores = evaluate_map(model, scan.image, saliency, scan.label, seed=seed + i, metrics=ROAD_METRICS,
-                                      **(road_options or {}))
+                                      options=road_options)
                 values.update({k: v.value for k, v in scores.items()})
             record["maps"][name] = {**values, "seconds": seconds}
         records.append(record)
@@ -178,8 +185,12 @@ def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIn
                      methods: list[str] | None = None, split: str = "Testing", seed: int = 0, road: bool = True,
                      background: np.ndarray | None = None, method_options: dict[str, dict[str, Any]] | None = None,
                      progress: Progress | None = None, checkpoint_dir: str | Path | None = None,
-                     budget_minutes: float | None = None) -> dict[str, Any]:
+                     budget_minutes: float | None = None,
+                     scorer: Callable[..., list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """The localisation + ROAD evaluation document (`xai_localisation.json`).
+
+    `scorer` replaces `score_scans` (same arguments; e.g. `core.batch.localisation.ray_scorer`, which fans the
+    scans out on Ray and makes the same records).
 
     With `checkpoint_dir`, per-scan records go to a JSON-lines file there whose name hashes the settings
     (model file, methods, options, split, n, seed, ROAD); a rerun with the same settings continues it.
@@ -192,11 +203,8 @@ def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIn
     allowed = validation_files(card, data_root) if split == "Training" else None
     rows = select_rows(masks, card.class_names, split, n, seed, allowed)
     scans = load_scans(masks, rows, data_root, card.class_names, card.image_size)
-    options = {m: dict((method_options or {}).get(m, {})) for m in methods}
-    if "shap" in options and background is not None:
-        options["shap"].setdefault("background", background)
-    recorded_options = {m: {k: (f"array{v.shape}" if isinstance(v, np.ndarray) else v)
-                            for k, v in {**get_spec(m).default_options, **o}.items()} for m, o in options.items()}
+    options = with_background(methods, background, method_options)
+    recorded_options = {m: get_spec(m).recorded(o) for m, o in options.items()}
     checkpoint = None
     if checkpoint_dir is not None:
         key = json.dumps([card.name, methods, recorded_options, split, n, seed, road], sort_keys=True, default=str)
@@ -204,8 +212,8 @@ def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIn
     reused = len(checkpoint.read_text().splitlines()) if checkpoint is not None and checkpoint.is_file() else 0
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     deadline = start_wall + 60 * budget_minutes if budget_minutes else None
-    records = score_scans(model, scans, methods, options, seed, road, progress=progress, checkpoint=checkpoint,
-                          deadline=deadline)
+    records = (scorer or score_scans)(model, scans, methods, options, seed, road, progress=progress,
+                                      checkpoint=checkpoint, deadline=deadline)
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
     return {
         "model": card.name,
