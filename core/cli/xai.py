@@ -144,12 +144,15 @@ def _localisation(args: argparse.Namespace) -> int:
     background = ensure_background(args.model, args.data, card.image_size, args.seed) if "shap" in methods else None
     results = run_localisation(model, card, args.data, masks, args.n, methods, args.split, args.seed,
                                not args.no_road, background, progress=progress_printer("explaining"),
-                               checkpoint_dir=args.checkpoint_dir, budget_minutes=args.budget_minutes)
+                               checkpoint_dir=args.checkpoint_dir, budget_minutes=args.budget_minutes,
+                               scorer=_ray_scorer(args))
     results["command"] = (f"python -m core xai-eval --localisation --data {shlex.quote(str(args.data))} --masks "
                           f"{shlex.quote(str(masks_dir))} --model {shlex.quote(str(args.model))} --n {args.n} "
                           f"--methods {','.join(methods)} --split {args.split} --seed {args.seed}"
                           + (" --no-road" if args.no_road else "")
-                          + (f" --budget-minutes {args.budget_minutes:g}" if args.budget_minutes else ""))
+                          + (f" --budget-minutes {args.budget_minutes:g}" if args.budget_minutes else "")
+                          + (f" --address {args.address}" if args.address else "")
+                          + (f" --workers {args.workers}" if args.workers else ""))
     path = save_localisation(args.model, results) if args.split == "Testing" else None
     if args.json:
         print(json.dumps({k: v for k, v in results.items() if k != "records"}, indent=2))
@@ -165,6 +168,15 @@ def _localisation(args: argparse.Namespace) -> int:
     print(f"{results['n_images']} scans in {results['wall_seconds']} s wall, {results['cpu_seconds']} s CPU"
           + (f"; saved {path}" if path else ""))
     return 0
+
+
+def _ray_scorer(args: argparse.Namespace) -> Any:
+    """The Ray fan-out of the per-scan scoring when --address or --workers asks for it (None: in this process)."""
+    if not (args.address or args.workers):
+        return None
+    from core.batch.localisation import ray_scorer
+
+    return ray_scorer(str(args.model), args.address, args.workers)
 
 
 def _fmt(cell: dict[str, Any]) -> str:
@@ -216,5 +228,8 @@ def add_subcommands(sub: Any) -> None:
                    "minutes (the report says how many scans were done)")
     p.add_argument("--checkpoint-dir", help="with --localisation: keep per-scan records there (JSON lines) and "
                    "continue an interrupted run with the same settings")
+    p.add_argument("--address", help="with --localisation: run the scans on this Ray cluster (see `batch`)")
+    p.add_argument("--workers", type=int, help="with --localisation: Ray workers (model replicas) on a local "
+                   "Ray, or on --address; the records are those of the in-process run")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_xai_eval)
