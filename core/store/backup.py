@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import sqlite3
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,11 +67,9 @@ def _file_sha256(path: Path) -> str:
 
 
 def _copy(source: Path, target: Path) -> None:
-    """SQLite's online backup: a consistent snapshot even while other connections write."""
-    with sqlite3.connect(source, timeout=60) as src, sqlite3.connect(target) as dst:
+    """SQLite's online backup: one consistent snapshot even while other connections write."""
+    with closing(sqlite3.connect(source, timeout=60)) as src, closing(sqlite3.connect(target, timeout=60)) as dst:
         src.backup(dst)
-    with sqlite3.connect(target) as dst:  # a self-contained file: no WAL beside it
-        dst.execute("PRAGMA journal_mode=DELETE")
 
 
 def _verified(path: Path, expect: str | None = None) -> AuditStore:
