@@ -129,6 +129,9 @@ def test_every_object_is_in_the_source_study_in_its_own_new_series_with_the_app_
         assert (ds.Manufacturer, ds.SoftwareVersions) == ("BrainScan XAI", SOFTWARE)
         assert ds.SOPInstanceUID not in {s.SOPInstanceUID for s in sources}
         assert "research use only" in ds.SeriesDescription
+    lines = objects.describe()
+    assert len(lines) == 3 and "Score-CAM of Glioma, slice 1 (256x280 pixels)" in lines[1]
+    assert f"the case report ({len(PDF)} bytes)" in lines[2] and "Doe" not in " ".join(lines)
 
 
 def test_no_patient_data_beyond_what_the_source_carries(objects, sources):
@@ -179,6 +182,7 @@ def test_a_series_refused_slice_by_slice_carries_the_reasons_and_no_probabilitie
     refused = _series([_refused(f"slice {i + 1}", reason, "metadata") for i in range(3)])
     objects = build_results(sources, refused, INFO, software=SOFTWARE)
     assert objects.captures == () and objects.pdf is None and len(objects.datasets) == 1
+    assert "series verdict and 3 slice assessments" in objects.describe()[0]
     reading = read_sr(objects.sr)
     assert reading.summary.startswith("Not classified: the input gate refused all 3 slices")
     assert reading.series_probability is None

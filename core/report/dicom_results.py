@@ -66,9 +66,10 @@ class ResultObjects:
 
     def describe(self) -> list[str]:
         """One line per object, for the "send to PACS" confirmation (no patient data: kinds, series and sizes)."""
-        lines = [f"Structured report (Comprehensive SR) in new series {SR_SERIES}: model, statement, series "
-                 f"verdict and {_groups(self.sr)} slice "
-                 "assessments with references to the source images"]
+        lines = [f"Structured report (Comprehensive SR) in new series {SR_SERIES}: the model and its version, the "
+                 f'"{RESEARCH_ONLY}" statement, the series verdict and {_groups(self.sr)} slice assessments '
+                 "(state, probabilities and prediction set, or the refusal and its reason), each referencing its "
+                 "source image"]
         lines += [f"Secondary Capture image in new series {SC_SERIES}: {c.DerivationDescription} "
                   f"({c.Columns}x{c.Rows} pixels)" for c in self.captures]
         if self.pdf is not None:
@@ -115,7 +116,7 @@ def build_results(sources: Sequence[Dataset], result: SeriesResult, info: ModelI
                 "manufacturer_model_name": MANUFACTURER}
 
     sr = hd.sr.ComprehensiveSR(
-        evidence=sources, content=sr_content(result, sources, info, software),
+        evidence=sources, content=sr_content(result, sources, info),
         series_instance_uid=hd.UID(), series_number=SR_SERIES, sop_instance_uid=hd.UID(), instance_number=1,
         manufacturer=MANUFACTURER, is_complete=True, coding_schemes=[CodingSchemeIdentificationItem(
             SCHEME, name=SCHEME_NAME, responsible_organization=MANUFACTURER)], **equipment(SR_SERIES))

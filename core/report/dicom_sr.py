@@ -6,10 +6,12 @@ language, the observer device (TID 1004) and the algorithm (TID 4019: model name
 of the model file's SHA-256, parameters), the "research use only" statement, the series assessment (summary, rule,
 series tumour probability and the slice it comes from) and one "Measurement Group" container per slice: tracking
 identifier, the source image (SOP Class / Instance UID), state, headline, input gate, and either the refusal and
-its reason (no probabilities, no set) or the calibrated probabilities, the answer, the top class, the prediction set.
+its reason (no probabilities, no set) or the probabilities (calibrated when the model folder is), the answer (only
+when it may be shown: not in the uncertain states), the top class and the prediction set.
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from hashlib import sha1
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,7 @@ from highdicom.sr import (
     RelationshipTypeValues,
     TextContentItem,
 )
+from highdicom.sr.templates import DEFAULT_LANGUAGE
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
@@ -38,6 +41,7 @@ SCHEME = "99BSXAI"
 SCHEME_NAME = "BrainScan XAI private codes"
 RESEARCH_ONLY = "Research use only - not a medical device"
 CONTAINS, MODIFIER = RelationshipTypeValues.CONTAINS, RelationshipTypeValues.HAS_CONCEPT_MOD
+CONTEXT = RelationshipTypeValues.HAS_OBS_CONTEXT
 
 
 def _private(value: str, meaning: str) -> CodedConcept:
@@ -50,7 +54,7 @@ GROUP = CodedConcept("125007", "DCM", "Measurement Group")
 TRACKING = CodedConcept("112039", "DCM", "Tracking Identifier")
 SOURCE = CodedConcept("121112", "DCM", "Source of Measurement")
 FINDING = CodedConcept("121071", "DCM", "Finding")
-MODEL_SHA = CodedConcept("MODELSHA256", SCHEME, "Model file SHA-256")
+MODEL_SHA = _private("MODELSHA256", "Model file SHA-256")
 SERIES = _private("SERIES", "Series assessment")
 SUMMARY = CodedConcept("121111", "DCM", "Summary")
 RULE = _private("RULE", "Series rule")
@@ -120,7 +124,7 @@ def _answered(assessment: Assessment) -> list[Any]:
 def _slice_group(index: int, total: int, source: Dataset, assessment: Assessment,
                  suspicion: float) -> ContainerContentItem:
     """One slice's measurement group (see the module docstring)."""
-    items: list[Any] = [_text(TRACKING, f"slice {index + 1} of {total}", MODIFIER), _image(SOURCE, source),
+    items: list[Any] = [_text(TRACKING, f"slice {index + 1} of {total}", CONTEXT), _image(SOURCE, source),
                         CodeContentItem(name=STATE, value=_private(assessment.state.value, assessment.state_text),
                                         relationship_type=CONTAINS),
                         _text(HEADLINE, assessment.headline), _text(GATE, assessment.gate_text())]
@@ -138,11 +142,12 @@ def _series_group(result: SeriesResult, sources: list[Dataset]) -> ContainerCont
     return _container(SERIES, items)
 
 
-def sr_content(result: SeriesResult, sources: list[Dataset], info: ModelInfo, software: str) -> ContainerContentItem:
-    """The SR's root container for a classified series (`sources` in the order of `result.predictions`)."""
+def sr_content(result: SeriesResult, sources: list[Dataset], info: ModelInfo) -> ContainerContentItem:
+    """The SR's root container for a classified series (`sources` in the order of `result.predictions`); the app's
+    version is the SR's Software Versions attribute."""
     device = hd.sr.DeviceObserverIdentifyingAttributes(
         uid=hd.UID.from_uuid(_uuid(info.sha256)), name="BrainScan XAI", manufacturer_name="BrainScan XAI",
-        model_name=f"{info.name} {info.version}"[:64], serial_number=software)
+        model_name=f"{info.name} {info.version}"[:64])
     context = hd.sr.ObservationContext(observer_device_context=hd.sr.ObserverContext(
         observer_type=codes.DCM.Device, observer_identifying_attributes=device))
     algorithm = hd.sr.AlgorithmIdentification(
@@ -151,7 +156,7 @@ def sr_content(result: SeriesResult, sources: list[Dataset], info: ModelInfo, so
                     "classes " + ", ".join(info.class_names)])
     root = ContainerContentItem(name=TITLE)
     root.ContentSequence = [
-        *hd.sr.LanguageOfContentItemAndDescendants(hd.sr.CodedConcept("en-US", "RFC5646", "English (United States)")),
+        *hd.sr.LanguageOfContentItemAndDescendants(DEFAULT_LANGUAGE),
         *context, *algorithm, _text(MODEL_SHA, info.sha256, MODIFIER), _text(COMMENT, RESEARCH_ONLY),
         _series_group(result, sources),
         *(_slice_group(i, len(sources), s, a, result.suspicion[i])
@@ -161,8 +166,6 @@ def sr_content(result: SeriesResult, sources: list[Dataset], info: ModelInfo, so
 
 def _uuid(sha256: str) -> str:
     """A stable UUID from the model's hash, so one model is one observer device across reports."""
-    import uuid
-
     return str(uuid.UUID(sha256[:32]))
 
 
