@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 
 from core.errors import CaseError
 from core.model.assessment import Assessment
-from core.model.series import SeriesResult
+from core.model.series_assessment import SeriesResult
 from core.report.dicom_results import (
     RESEARCH_ONLY,
     OverlayCapture,
@@ -235,3 +235,11 @@ def test_sources_that_cannot_be_referenced_are_refused_with_the_reason(sources, 
         build_results([*sources[:2], nameless], result, INFO, software=SOFTWARE)
     with pytest.raises(ValueError, match="2 source images for 3 assessed slices"):
         build_results(sources[:2], result, INFO, software=SOFTWARE)
+
+
+def test_reading_an_sr_another_application_wrote_is_refused(objects):
+    foreign = pydicom.Dataset(objects.sr)
+    foreign.ContentSequence = [item for item in objects.sr.ContentSequence
+                               if item.ConceptNameCodeSequence[0].CodeValue != "SERIES"]
+    with pytest.raises(CaseError, match="not written by BrainScan XAI"):
+        read_sr(foreign)

@@ -30,12 +30,13 @@ from highdicom.sr.templates import DEFAULT_LANGUAGE
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
+from core.errors import CaseError
 from core.model.assessment import Assessment
 from core.model.card import class_label
 from core.report.model_info import ModelInfo
 
 if TYPE_CHECKING:  # the series module pulls in the inference stack; only its type is needed here
-    from core.model.series import SeriesResult
+    from core.model.series_assessment import SeriesResult
 
 SCHEME = "99BSXAI"
 SCHEME_NAME = "BrainScan XAI private codes"
@@ -236,8 +237,11 @@ def _read_slice(group: Dataset) -> SrSlice:
 
 
 def read_sr(ds: Dataset) -> SrReading:
-    """Read back an SR that `sr_content` built (for the round-trip tests and the app's "what was sent")."""
-    found = _by_name(ds)
+    """Read back an SR that `sr_content` built (for the round-trip tests and the app's "what was sent"); a CaseError
+    for any other SR (one from another application in the same study, say)."""
+    found = _by_name(ds) if "ConceptNameCodeSequence" in ds else {}
+    if _key(SERIES) not in found or _key(COMMENT) not in found:
+        raise CaseError("this structured report was not written by BrainScan XAI (no series assessment in it)")
     series = _by_name(found[_key(SERIES)][0])
     algorithm = {code: items[0].TextValue for (_, code), items in found.items() if code in ("111001", "111003")}
     probability = series.get(_key(SERIES_P))
