@@ -6,6 +6,7 @@ runs here; the objects are read back with pydicom and highdicom and checked with
 """
 from __future__ import annotations
 
+import copy
 import io
 import re
 import shutil
@@ -225,11 +226,11 @@ def test_overlay_captures_draw_each_overlay_with_its_legend():
 
 
 def test_sources_that_cannot_be_referenced_are_refused_with_the_reason(sources, result):
-    other = pydicom.Dataset(sources[2])
+    other = copy.deepcopy(sources[2])
     other.StudyInstanceUID = "1.2.3.4"
     with pytest.raises(CaseError, match="more than one study"):
         build_results([*sources[:2], other], result, INFO, software=SOFTWARE)
-    nameless = pydicom.Dataset(sources[2])
+    nameless = copy.deepcopy(sources[2])
     del nameless.SOPInstanceUID
     with pytest.raises(CaseError, match="no SOPInstanceUID"):
         build_results([*sources[:2], nameless], result, INFO, software=SOFTWARE)
@@ -238,7 +239,7 @@ def test_sources_that_cannot_be_referenced_are_refused_with_the_reason(sources, 
 
 
 def test_reading_an_sr_another_application_wrote_is_refused(objects):
-    foreign = pydicom.Dataset(objects.sr)
+    foreign = copy.deepcopy(objects.sr)
     foreign.ContentSequence = [item for item in objects.sr.ContentSequence
                                if item.ConceptNameCodeSequence[0].CodeValue != "SERIES"]
     with pytest.raises(CaseError, match="not written by BrainScan XAI"):
