@@ -157,3 +157,29 @@ def test_two_ray_nodes_give_the_rows_of_one_worker(tree: Path, tiny_model_dir: P
     summary, table = run_batch([tree], tmp_path / "rows.parquet", options)
     assert summary.workers == 2 and summary.address == ray_cluster and summary.done_now == 9
     assert _stable(table) == _stable(reference[1])
+
+
+def _without_seconds(records: list[dict]) -> list[dict]:
+    return [{**r, "maps": {k: {m: v for m, v in values.items() if m != "seconds"} for k, values in r["maps"].items()}}
+            for r in records]
+
+
+def test_localisation_fanned_out_on_ray_makes_the_sequential_records(tiny_model, tiny_model_dir: Path, ray_cluster):
+    from core.batch.localisation import ray_scorer
+    from core.data.masks import MaskRow
+    from core.xai.localisation import MaskedScan, score_scans
+    from tests.synthetic import synthetic_scan
+
+    model, card = tiny_model
+    rng = np.random.default_rng(1)
+    scans = []
+    for i, name in enumerate(["glioma", "meningioma", "pituitary"]):
+        image = synthetic_scan(name, card.image_size, rng).astype(np.float32)
+        mask = np.zeros((card.image_size,) * 2, bool)
+        mask[8 + 4 * i:20 + 4 * i, 8:20] = True
+        row = MaskRow("Testing", name, f"Testing/{name}/s{i}.png", f"m{i}.png", float(mask.mean()), "", f"src{i}")
+        scans.append(MaskedScan(row, image, mask, card.class_names.index(name), True))
+    options = {"scorecam": {}}
+    expected = score_scans(model, scans, ["scorecam"], options, seed=3)
+    fanned = ray_scorer(str(tiny_model_dir), ray_cluster, 2)(model, scans, ["scorecam"], options, seed=3)
+    assert _without_seconds(fanned) == _without_seconds(expected)

@@ -41,7 +41,8 @@ def connect(address: str | None, verbose: bool = False) -> bool:
     path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     runtime_env = {"env_vars": {"PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "3"}}
     try:
-        ray.init(address=address, num_cpus=None if address else os.cpu_count(), include_dashboard=False,
+        # "local" starts a new instance: None would join any cluster `ray start` left running on this machine
+        ray.init(address=address or "local", num_cpus=None if address else os.cpu_count(), include_dashboard=False,
                  logging_level=logging.INFO if verbose else logging.ERROR, log_to_driver=verbose,
                  runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError) as exc:
