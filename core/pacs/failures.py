@@ -44,6 +44,8 @@ def pacs_errors(connection: PacsConnection, step: str) -> Iterator[None]:
         raise
     except requests.exceptions.SSLError as exc:
         raise PacsError(f"{where}: the TLS certificate could not be verified") from _quiet(exc)
+    except requests.exceptions.InvalidJSONError as exc:
+        raise PacsError(f"{where} answered something that is not valid DICOMweb (not JSON)") from _quiet(exc)
     except requests.exceptions.Timeout as exc:
         raise PacsError(f"{where} did not answer within {connection.timeout_s:g} s") from _quiet(exc)
     except requests.exceptions.HTTPError as exc:
