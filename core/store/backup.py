@@ -8,27 +8,26 @@ manifest is written. A PostgreSQL store is backed up with `pg_dump` (docs/reliab
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 from contextlib import closing
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from core.errors import AuditError
 from core.store.audit import AuditStore, app_version
+from core.store.versioned import VersionedJson
 
 BACKUP_FILE = "audit.sqlite3"
 MANIFEST_FILE = "manifest.json"
-MANIFEST_VERSION = 1
 PG_DUMP_HINT = ("PostgreSQL stores are backed up with pg_dump: `pg_dump --table=audit_events --format=custom "
                 "--file=audit.dump URL` and restored with `pg_restore --dbname=URL audit.dump`, then "
                 "`python -m core audit verify --db URL --expect HEAD` (docs/reliability.md)")
 
 
 @dataclass(frozen=True)
-class BackupManifest:
+class BackupManifest(VersionedJson):
     """What a backup folder holds and how to check it: record count, chain head and the file's SHA-256."""
 
     created_at: str
@@ -38,17 +37,7 @@ class BackupManifest:
     verified_up_to: int | None
     head_hash: str | None
     sha256: str
-    schema_version: int = MANIFEST_VERSION
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> BackupManifest:
-        data = json.loads(text)
-        if data.get("schema_version") != MANIFEST_VERSION:
-            raise AuditError(f"backup manifest schema {data.get('schema_version')!r}, expected {MANIFEST_VERSION}")
-        return cls(**data)
+    schema_version: int = VersionedJson.SCHEMA_VERSION
 
 
 def _sqlite_path(url: str) -> Path:

@@ -15,14 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from core.store.versioned import VersionedJson
 
 GENESIS_EVENT = "genesis"
 ZERO = "0" * 64
 HASHED = ("recorded_at", "event", "case_id", "scan_hash", "model_hash", "result", "app_version", "session_id")
-SCHEMA_VERSION = 1
 
 
 def utc_text(value: datetime) -> str:
@@ -54,7 +55,7 @@ def legacy_digest(rows: Iterable[Mapping[str, Any]]) -> tuple[int, str]:
 
 
 @dataclass(frozen=True)
-class ChainReport:
+class ChainReport(VersionedJson):
     """What `audit verify` found: where the chain holds up to, and the first broken link if any."""
 
     ok: bool
@@ -65,17 +66,7 @@ class ChainReport:
     legacy_records: int
     broken_id: int | None = None
     problem: str | None = None
-    schema_version: int = SCHEMA_VERSION
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> ChainReport:
-        data = json.loads(text)
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"chain report schema {data.get('schema_version')!r}, expected {SCHEMA_VERSION}")
-        return cls(**data)
+    schema_version: int = VersionedJson.SCHEMA_VERSION
 
     def summary(self) -> str:
         """One line for people: verified up to record N, or the first broken link."""
