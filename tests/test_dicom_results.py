@@ -168,14 +168,16 @@ def test_capture_pixels_references_and_pdf_bytes_survive_a_file_round_trip(objec
         s.SOPInstanceUID for s in sources)
 
 
+def _validator_errors(path: Path) -> list[str]:
+    checked = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in (checked.stdout + checked.stderr).splitlines() if line.startswith("Error")]
+
+
 def test_dciodvfy_finds_no_errors(objects, tmp_path):
     if shutil.which("dciodvfy") is None:
         pytest.skip("dciodvfy (dicom3tools) is not installed: apt-get install dicom3tools")
     for number, ds in enumerate(objects.datasets):
-        path = _written(ds, tmp_path, f"{number}.dcm")
-        checked = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
-        errors = [line for line in (checked.stdout + checked.stderr).splitlines() if line.startswith("Error")]
-        assert errors == [], f"{ds.SOPClassUID.name}: {errors}"
+        assert _validator_errors(_written(ds, tmp_path, f"{number}.dcm")) == [], ds.SOPClassUID.name
 
 
 def test_a_series_refused_slice_by_slice_carries_the_reasons_and_no_probabilities(sources):
@@ -197,6 +199,23 @@ def test_an_uncalibrated_model_folder_gives_no_prediction_set_and_says_so(source
     sr = build_results(sources, plain, INFO, software=SOFTWARE).sr
     assert all(s.prediction_set is None and s.answer == "glioma" for s in read_sr(sr).slices)
     assert "Prediction set" not in sr_text(sr) and "This model folder is not calibrated" in sr_text(sr)
+
+
+def test_text_beyond_ascii_survives_whatever_the_source_character_set(sources, tmp_path):
+    """The rule's minus sign and a Latin-1 patient name come back intact: results are written in UTF-8."""
+    latin = copy.deepcopy(sources)
+    for ds in latin:
+        ds.PatientName = "Müller^Zoë"
+    refused = _series([_refused(f"slice {i + 1}", "brightness −3σ outside the range", "image") for i in range(3)])
+    refused.rule = "the highest tumour probability over the slices, 1 − P(No tumour)"
+    objects = build_results(latin, refused, INFO, pdf=PDF, software=SOFTWARE)
+    for number, ds in enumerate(objects.datasets):
+        back = pydicom.dcmread(_written(ds, tmp_path, f"{number}.dcm"))
+        assert back.SpecificCharacterSet == "ISO_IR 192" and back.PatientName == "Müller^Zoë"
+        assert shutil.which("dciodvfy") is None or _validator_errors(tmp_path / f"{number}.dcm") == []
+    reading = read_sr(pydicom.dcmread(tmp_path / "0.dcm"))
+    assert "1 − P(No tumour)" in sr_text(pydicom.dcmread(tmp_path / "0.dcm"))
+    assert reading.slices[0].refusal == "brightness −3σ outside the range"
 
 
 def test_sr_text_lists_the_content_tree_as_dsrdump_does(objects, tmp_path):

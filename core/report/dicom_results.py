@@ -24,7 +24,7 @@ from core.report.legend import overlay_with_legend
 from core.report.model_info import ModelInfo
 
 if TYPE_CHECKING:  # types only: the series and PDF modules pull in the inference stack and fpdf
-    from core.model.series import SeriesResult
+    from core.model.series_assessment import SeriesResult
     from core.report.pdf import ReportScan
 
 SR_SERIES, SC_SERIES, PDF_SERIES = 9901, 9902, 9903  # series numbers of the result series (high: after the scanner's)
@@ -111,9 +111,9 @@ def build_results(sources: Sequence[Dataset], result: SeriesResult, info: ModelI
 
         software = app_version()
 
-    def equipment(number: int) -> dict[str, str]:
+    def equipment(number: int) -> dict[str, str]:  # UTF-8 whatever the source's character set: the texts need it
         return {"series_description": SERIES_DESCRIPTIONS[number], "software_versions": software,
-                "manufacturer_model_name": MANUFACTURER}
+                "manufacturer_model_name": MANUFACTURER, "specific_character_set": "ISO_IR 192"}
 
     sr = hd.sr.ComprehensiveSR(
         evidence=sources, content=sr_content(result, sources, info),
