@@ -43,6 +43,8 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from core.stats import wilson as wilson_interval  # noqa: E402
+
 SCHEMA_VERSION = 1
 METHODS = ("scorecam", "shap", "lime")
 CLASSES = ("glioma", "meningioma", "pituitary")
@@ -212,13 +214,10 @@ def _rule(d: dict[str, Any]) -> Rule:
 
 def wilson(hits: int, n: int) -> Rate:
     """Rate with its Wilson 95% interval (no scans: rate None)."""
-    if n == 0:
+    interval = wilson_interval(hits, n)
+    if interval is None:
         return Rate(0, 0, None, (None, None))
-    z = 1.959963984540054
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return Rate(n, hits, p, (max(0.0, centre - half), min(1.0, centre + half)))
+    return Rate(n, hits, hits / n, (interval.low, interval.high))
 
 
 def rate_of(records: list[ScanRecord], outcome: str = PRIMARY) -> Rate:
@@ -376,8 +375,7 @@ def main() -> int:
     from core.data.masks import default_masks_dir, load_mask_index
     from core.model.factory import default_model_dir, load_model
     from core.xai.agreement import DISAGREE_BELOW
-    from core.xai.explainers import EXPLAINERS, warm_up
-    from core.xai.explainers.background import folder_options
+    from core.xai.explainers import EXPLAINERS, folder_options, warm_up
     from core.xai.localisation import load_scans, validation_files
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

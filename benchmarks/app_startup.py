@@ -135,8 +135,7 @@ def in_process_timings(model_dir: Path, samples: list[Path]) -> dict[str, Any]:
             runs.append(time.perf_counter() - t)
         per_scan.append(statistics.median(runs))
     from core.io.images import load_for_model
-    from core.xai.explainers import EXPLAINERS, explain, warm_up
-    from core.xai.explainers.background import folder_options
+    from core.xai.explainers import EXPLAINERS, explain, folder_options, warm_up
 
     image = load_for_model(samples[0], card.image_size)
 

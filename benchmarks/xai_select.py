@@ -62,7 +62,7 @@ DEFAULTS = ("scorecam last", "scorecam resolution 4 (default)", "lime head, blur
 def main() -> None:
     from core.data.masks import default_masks_dir, load_mask_index
     from core.model.factory import default_model_dir, load_model
-    from core.xai.explainers.background import folder_options
+    from core.xai.explainers import folder_options
     from core.xai.localisation import load_scans, select_rows, validation_files
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -8,7 +8,7 @@ import streamlit as st
 from core.training.registry import history_for, key_numbers
 from core.xai.evaluation import load_results
 from core.xai.localisation import load_localisation
-from core.xai.metrics import SANITY_DESCRIPTION
+from core.xai.metrics import SANITY_DESCRIPTION, SANITY_LABEL
 from ui import state
 from ui.case import model_identity
 from ui.clinical import clinician_agreement
@@ -46,10 +46,10 @@ if card is None:
     st.stop()
 st.caption(key_numbers_text(key_numbers(card)))
 show_known_limits(card)
-evaluation = card.evaluation or {}
+evaluation = card.evaluation_record
 
 st.header("Classification")
-if not evaluation.get("test"):
+if "test" not in evaluation.splits:
     st.info("This model's card holds no evaluation yet (it is evaluated at the end of a completed training run, "
             "or with `python -m core evaluate`).")
 else:
@@ -63,8 +63,8 @@ else:
                f"{TARGETS['leakage_free_macro_f1']:.0%}, macro AUC ≥ {TARGETS['macro_auc']}.")
 
     st.subheader("Confusion matrices")
-    splits = [s for s in ("validation", *TEST_SPLITS) if isinstance(evaluation.get(s), dict)]
-    matrices = [s for s in splits if evaluation[s].get("confusion_matrix")]
+    splits = [s for s in ("validation", *TEST_SPLITS) if s in evaluation.splits]
+    matrices = [s for s in splits if evaluation.splits[s].confusion_matrix]
     if not matrices:
         st.info("This model card holds no confusion matrix (re-run `python -m core evaluate --save` to add one).")
     else:
@@ -72,43 +72,44 @@ else:
                                           key=state.CONFUSION_MODE) == "Normalised by true class"
         for start in range(0, len(matrices), 2):  # two to a row: readable at 1366 px with the sidebar open
             for column, split in zip(st.columns(2), matrices[start:start + 2]):
-                figure = confusion_heatmap(evaluation[split]["confusion_matrix"], card.class_names, normalised,
-                                           f"{SPLIT_LABELS[split]} (n={evaluation[split].get('n')})")
+                figure = confusion_heatmap(evaluation.splits[split].confusion_matrix, card.class_names, normalised,
+                                           f"{SPLIT_LABELS[split]} (n={evaluation.splits[split].n})")
                 figure.update_layout(height=360)
                 column.plotly_chart(figure, key=f"confusion_{split}", width="stretch")
 
     st.subheader("Per class")
-    per_class = [s for s in splits if evaluation[s].get("per_class")]
+    per_class = [s for s in splits if evaluation.splits[s].per_class]
     if not per_class:
         st.info("This model card holds no per-class results.")
     else:
         split = st.segmented_control("Split", per_class, default="test" if "test" in per_class else per_class[0],
                                      format_func=SPLIT_LABELS.get, key=state.PER_CLASS_SPLIT) or per_class[0]
-        st.table(per_class_frame(evaluation[split]), border="horizontal")
-        if evaluation[split].get("roc"):
-            st.plotly_chart(roc_curves(evaluation[split]["roc"]), key="roc", width="stretch")
-    audit = evaluation.get("audit", {})
-    if audit.get("total"):
+        st.table(per_class_frame(evaluation.splits[split]), border="horizontal")
+        if evaluation.splits[split].roc:
+            st.plotly_chart(roc_curves(evaluation.splits[split].roc), key="roc", width="stretch")
+    audit = evaluation.audit_summary
+    if audit is not None:
         st.caption(audit_text(audit))
 
 st.header("Scans from other collections (external validation)")
 show_external_validation(card)
 
 st.header("Knowing when not to answer")
-show_trust_metrics(evaluation)
+show_trust_metrics(card.evaluation)
 
 st.header("Training")
 history = history_for(entry.path)
 if history:
     st.plotly_chart(training_curves(history), key="training_curves", width="stretch")
-    training = card.training or {}
-    if training:
-        st.caption(f"{training.get('epochs_run', len(history))} epochs, best validation accuracy "
-                   f"{training.get('best_val_accuracy', float('nan')):.4f} at epoch {training.get('best_epoch', '–')}, "
-                   f"{training.get('wall_seconds', 0) / 60:.0f} min on {training.get('machine', {}).get('cpus', '?')} CPUs.")
-        if training.get("reproduce_command"):
+    training = card.training_record
+    if card.training:
+        best = float("nan") if training.best_val_accuracy is None else training.best_val_accuracy
+        st.caption(f"{training.epochs_run or len(history)} epochs, best validation accuracy {best:.4f} at epoch "
+                   f"{'–' if training.best_epoch is None else training.best_epoch}, "
+                   f"{(training.wall_seconds or 0) / 60:.0f} min on {training.cpus or '?'} CPUs.")
+        if training.reproduce_command:
             st.caption("Retrain with the same recipe (every option explicit):")
-            st.code(training["reproduce_command"], language="bash", wrap_lines=True)
+            st.code(training.reproduce_command, language="bash", wrap_lines=True)
 else:
     st.info("No training history was saved with this model.")
 
@@ -117,14 +118,12 @@ results = saved_evaluation(load_results, entry.path, "XAI evaluation")
 if results is None:
     st.info("No XAI evaluation for this model yet (the XAI evaluation writes xai_eval.json into the model folder).")
 elif results:
-    baselines = [m.get("label", n) for n, m in results.get("methods", {}).items() if m.get("kind") == "baseline"]
-    st.markdown(f"Mean over {results.get('n_images', '?')} test scans, 95% intervals. Baselines "
-                f"({', '.join(baselines) or 'none'}) show what a map with no knowledge of the model scores. "
+    st.markdown(f"Mean over {results.n_images or '?'} test scans, 95% intervals. Baselines "
+                f"({', '.join(results.baselines) or 'none'}) show what a map with no knowledge of the model scores. "
                 "↓: lower is better, ↑: higher is better. "
                 f"Specification numbers: {SPEC_XAI['source']}.")
     st.table(xai_frame(results), border="horizontal")
-    sanity = results.get("settings", {}).get("sanity", {})
-    st.caption(f"**{sanity.get('label', 'Sanity check')}** — {sanity.get('description', SANITY_DESCRIPTION)} "
+    st.caption(f"**{SANITY_LABEL}** — {SANITY_DESCRIPTION} "
                "Near 0: the map depends on what the model learned; near 1: it would look the same for any model.")
 
 st.subheader("Do the maps point at the tumour?")
@@ -135,14 +134,14 @@ if localisation is None:
 elif localisation:
     subset = st.radio("Scans", list(LOCALISATION_SUBSETS), format_func=LOCALISATION_SUBSETS.get, horizontal=True,
                       key=state.LOCALISATION_SUBSET)
-    st.markdown(f"{localisation['summary'][subset]['n']} test tumour scans with expert masks; every method explains "
+    shown = localisation.summary[subset].n if subset in localisation.summary else 0
+    st.markdown(f"{shown} test tumour scans with expert masks; every method explains "
                 "the true class. Beside the methods, the floors: a random map, a centred Gaussian and a uniform map "
                 "(whose share of the map inside the tumour is the mask's area fraction). ↑: higher is better, "
                 "↓: lower is better. Mean [95% interval].")
     st.table(localisation_frame(localisation, subset), border="horizontal", hide_index=True)
-    st.caption(f"Unseen: {localisation.get('unseen_definition', '')}. Command: `{localisation.get('command', '')}` "
-               f"({localisation.get('wall_seconds', 0) / 60:.1f} min wall, "
-               f"{localisation.get('cpu_seconds', 0) / 60:.1f} min CPU).")
+    st.caption(f"Unseen: {localisation.unseen_definition}. Command: `{localisation.command}` "
+               f"({localisation.wall_seconds / 60:.1f} min wall, {localisation.cpu_seconds / 60:.1f} min CPU).")
 
 st.header("Agreement with clinicians")
 st.markdown("Clinician feedback recorded under classified scans (the latest verdict per scan and case), for this "

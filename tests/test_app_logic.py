@@ -9,8 +9,10 @@ import pytest
 
 from core.model.assessment import Assessment
 from core.model.card import load_card
+from core.model.card_records import EvaluationRecord, SplitResult
 from core.training import run_files as rf
 from core.training.registry import history_for, key_numbers, list_models, model_mtime, sample_scans
+from core.xai.results import XaiEvaluation
 from ui import figures, presentation
 from ui.reference import SPEC_RESULTS
 
@@ -55,7 +57,7 @@ def test_predictions_display_words_probabilities():
 
 
 def test_headline_frame_has_cis_and_the_specification():
-    frame = presentation.headline_frame(EVALUATION)
+    frame = presentation.headline_frame(EvaluationRecord.from_json(EVALUATION))
     assert list(frame.columns) == ["Test, all (n=10)", "Test, older leakage-free (n=8)", "Specification"]
     accuracy, kappa, f1 = (presentation.HEADLINE_LABELS[k] for k in ("accuracy", "cohen_kappa", "macro_f1"))
     assert accuracy == "Share of scans classified correctly (accuracy)"  # plain words first, technical name second
@@ -65,7 +67,7 @@ def test_headline_frame_has_cis_and_the_specification():
 
 
 def test_per_class_frame_and_confusion_normalisation():
-    frame = presentation.per_class_frame(EVALUATION["test"])
+    frame = presentation.per_class_frame(SplitResult.from_json(EVALUATION["test"]))
     assert frame.loc["No tumour", "Other scans kept out of this class (specificity)"] == 0.75
     assert frame.loc["Glioma", "Scans (support)"] == 4
     assert frame.loc["Glioma", "Scans of this class found (sensitivity / recall)"] == 0.75
@@ -78,7 +80,7 @@ def test_xai_frame_rows_and_spec_column():
         "scorecam": {"kind": "method", "label": "Score-CAM", "deletion_auc": {"mean": 0.2, "ci95": [0.1, 0.3]},
                      "insertion_auc": {"mean": 0.7}},
         "random": {"kind": "baseline", "label": "Random map", "deletion_auc": {"mean": 0.4}}}}
-    frame = presentation.xai_frame(results)
+    frame = presentation.xai_frame(XaiEvaluation.from_json(results))
     deletion, sanity = presentation.XAI_COLUMNS["deletion_auc"], presentation.XAI_COLUMNS["sanity_rank_correlation"]
     assert deletion == "Confidence left as the top pixels are deleted (deletion AUC ↓)"
     assert frame.loc["Score-CAM", deletion] == "0.2000 [0.100–0.300]"

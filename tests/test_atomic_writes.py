@@ -39,7 +39,7 @@ def test_every_artefact_writer_goes_through_a_rename(tmp_path, monkeypatch):
     save_background(tmp_path, np.zeros((2, 8, 8, 3), np.uint8))
     assert replaced == [CARD_FILE, RESULTS_FILE, BACKGROUND_FILE]
     assert load_card(tmp_path).class_names == ["a", "b"]
-    assert load_results(tmp_path) == {"methods": {}}
+    assert load_results(tmp_path).methods == {}
     assert load_background(tmp_path, 8).shape == (2, 8, 8, 3)
     assert sorted(os.listdir(tmp_path)) == sorted([CARD_FILE, RESULTS_FILE, BACKGROUND_FILE])
 

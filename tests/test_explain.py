@@ -34,7 +34,8 @@ def test_most_mass_lies_in_the_region_that_drives_the_output(explanations, metho
 def test_fidelity_beats_the_random_map(model, image, explanations, method):
     from core.xai.metrics import evaluate_map, random_map
 
-    options = {"metrics": ["deletion_auc", "insertion_auc"], "insertion_baseline": "black"}  # blur keeps the mean
+    options = {"metrics": ["deletion_auc", "insertion_auc"],
+               "options": {"insertion_auc": {"baseline": "black"}}}  # blur keeps the mean
     ours = evaluate_map(model, image, explanations[method].map, 0, **options)
     rnd = evaluate_map(model, image, random_map(SIZE, 0), 0, **options)
     assert ours["deletion_auc"].value < rnd["deletion_auc"].value - 0.1

@@ -12,7 +12,7 @@ from core.errors import ExplainError
 from core.xai.agreement import agreement, top_iou
 from core.xai.anatomy import head_mask, outside_share
 from core.xai.metrics import LOCALISATION, evaluate_map, gaussian_map, localise_map, random_map, uniform_map
-from core.xai.metrics.perturbation import noisy_linear_imputation, saturation
+from core.xai.metrics.faithfulness.perturbation import noisy_linear_imputation, saturation
 from tests.conftest import REAL_DATA
 from tests.xai_fixtures import SIZE, region_image, region_mask, region_model
 
@@ -119,8 +119,8 @@ def test_road_prefers_the_faithful_map():
     assert scores["inverse"]["road_morf"].value > scores["faithful"]["road_morf"].value
     again = evaluate_map(model, image, faithful, 0, seed=0, metrics=["road_morf"])["road_morf"].value
     assert again == scores["faithful"]["road_morf"].value   # seeded noise: deterministic
-    with pytest.raises(ExplainError, match="road_fractions"):
-        evaluate_map(model, image, faithful, 0, metrics=["road_morf"], road_fractions=(0.0, 0.5))
+    with pytest.raises(ExplainError, match="fractions"):
+        evaluate_map(model, image, faithful, 0, metrics=["road_morf"], options={"road_morf": {"fractions": (0.0, 0.5)}})
 
 
 def test_saturation_is_detected_and_reported():
@@ -184,7 +184,7 @@ def test_localisation_metrics_match_quantus_on_real_scans():
     quantus = pytest.importorskip("quantus")
     import cv2
 
-    from core.xai.metrics.pointing_game import dilate
+    from core.xai.metrics.localisation.pointing_game import dilate
 
     masks = _real_masks()
     rows = [r for r in masks.select("Testing", flagged=False)][::180][:5]

@@ -58,7 +58,7 @@ def test_xai_eval_localisation_writes_per_class_table_with_floors(tiny_model_dir
     assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "unseen" in out and "CPU" in out
-    results = load_localisation(model_dir)
+    results = load_localisation(model_dir).to_json()
     summary = results["summary"]
     assert results["n_images"] == 6 and summary["all"]["per_class_n"] == {"glioma": 2, "meningioma": 2, "pituitary": 2}
     assert summary["unflagged"]["n"] == 6 - sum(r["flagged"] for r in results["records"])
@@ -74,7 +74,7 @@ def test_xai_eval_localisation_writes_per_class_table_with_floors(tiny_model_dir
     checkpoint = Path(results["checkpoint"])
     assert len(checkpoint.read_text().splitlines()) == 6
     assert main(argv) == 0                                     # a rerun reuses every record
-    assert load_localisation(model_dir)["records_reused"] == 6
+    assert load_localisation(model_dir).records_reused == 6
 
 
 def test_explainer_options_for_sharper_maps(tiny_model):

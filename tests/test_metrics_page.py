@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from core.model.card import load_card
+from core.model.card_records import EvaluationRecord
 from core.model.limits import headline_limit, known_limits
 from tests.test_app_pages import _app, app_env  # noqa: F401 (fixture)
 from ui.metrics_view import MEASURES, external_frame, rate_text, unbroken
@@ -34,7 +35,7 @@ EVALUATION = {
 
 
 def test_external_frame_one_rate_per_set_tumours_first():
-    frame = external_frame(EVALUATION)
+    frame = external_frame(EvaluationRecord.from_json(EVALUATION))
     assert list(frame["Scans"]) == ["Tumours from another collection (navoneel, mixed sequences)",
                                     "Normal brains from another collection (BRISC 2025)", "· axial slices",
                                     "· coronal slices", "Not brain MRI (photos, X-rays, other body parts)"]
@@ -49,8 +50,9 @@ def test_external_frame_one_rate_per_set_tumours_first():
 
 
 def test_external_frame_without_results_and_rate_text():
-    assert external_frame({}).empty and list(external_frame({}).columns)[0] == "Scans"
-    assert external_frame({"external": "broken", "trust": None}).empty
+    empty = external_frame(EvaluationRecord.from_json({}))
+    assert empty.empty and list(empty.columns)[0] == "Scans"
+    assert external_frame(EvaluationRecord.from_json({"external": "broken", "trust": None})).empty
     assert rate_text(0.5) == "50.0%"
     assert rate_text(0.5, [0.25, 0.75]) == "50.0% [25.0–75.0%]"
 

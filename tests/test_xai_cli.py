@@ -68,9 +68,11 @@ def test_xai_eval_writes_the_dashboard_schema(tiny_model_dir, tiny_dataset, tmp_
     code = main(["xai-eval", "--data", str(tiny_dataset), "--model", str(model_dir), "--n", "4",
                  "--sanity-n", "1", "--seed", "3"])
     assert code == 0, capsys.readouterr().err
-    results = load_results(model_dir)
+    results = load_results(model_dir).to_json()
     assert (model_dir / "shap_background.npz").is_file()
     assert results["n_images"] == 4 and results["seed"] == 3 and results["settings"]["quick"] is True
+    assert results["schema_version"] == 2  # metric options per metric: --quick coarsens each metric's own steps
+    assert results["settings"]["metric_options"]["deletion_auc"]["steps"] == 10
     assert results["command"].startswith("python -m core xai-eval --data ") and results["command"].endswith("--quick")
     assert set(results["metrics"]) == {"deletion_auc", "insertion_auc", "faithfulness_correlation", "road_morf",
                                        "road_lerf"}
@@ -110,7 +112,8 @@ def test_load_results_is_none_without_an_evaluation(tmp_path):
 def test_folder_options_give_shap_the_cached_background_only(tiny_model_dir, tmp_path):
     import numpy as np
 
-    from core.xai.explainers.background import folder_options, save_background
+    from core.xai.explainers import folder_options
+    from core.xai.explainers.background import save_background
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)

@@ -16,7 +16,8 @@ def scores(model, image):
     perfect = region_mask().astype(np.float32) + random_map(SIZE, 1) * 0.01
     maps = {"perfect": perfect, "random": random_map(SIZE, 0), "inverse": 1.0 - perfect}
     # The region model reads mean brightness, which a blur keeps: insertion starts from black here.
-    return {name: evaluate_map(model, image, m, 0, seed=0, insertion_baseline="black") for name, m in maps.items()}
+    black = {"insertion_auc": {"baseline": "black"}}
+    return {name: evaluate_map(model, image, m, 0, seed=0, options=black) for name, m in maps.items()}
 
 
 def test_registry_declares_direction():
@@ -69,14 +70,16 @@ def test_constant_map_gives_undefined_faithfulness(model, image):
 
 
 @pytest.mark.parametrize("saliency_shape, kwargs, error", [
-    ((SIZE, SIZE), {"steps": 5}, None),
-    ((SIZE, SIZE), {"deletion_baseline": "blur"}, None),
+    ((SIZE, SIZE), {"options": {"deletion_auc": {"steps": 5}, "insertion_auc": {"steps": 7}}}, None),
+    ((SIZE, SIZE), {"options": {"deletion_auc": {"baseline": "blur"}}}, None),
     ((SIZE, SIZE + 2), {}, f"saliency map shape ({SIZE}, {SIZE + 2}) does not match the image ({SIZE}, {SIZE})"),
     ((SIZE, SIZE), {"metrics": ["bogus"]}, "unknown metric(s) ['bogus']"),
-    ((SIZE, SIZE), {"stepz": 3}, "unknown metric option(s) ['stepz']"),
-    ((SIZE, SIZE), {"deletion_baseline": "grey"}, "unknown baseline 'grey'"),
-    ((SIZE, SIZE), {"subset_fraction": 1.5}, "subset_fraction must be in (0, 1), got 1.5"),
-    ((SIZE, SIZE), {"steps": 0}, "steps must be an integer >= 1, got 0"),
+    ((SIZE, SIZE), {"options": {"deletion_auc": {"stepz": 3}}}, "unknown option(s) ['stepz'] for metric 'deletion_auc'"),
+    ((SIZE, SIZE), {"options": {"deletion": {"steps": 3}}}, "unknown metric(s) ['deletion']"),
+    ((SIZE, SIZE), {"options": {"deletion_auc": {"baseline": "grey"}}}, "unknown baseline 'grey'"),
+    ((SIZE, SIZE), {"options": {"faithfulness_correlation": {"subset_fraction": 1.5}}},
+     "subset_fraction must be in (0, 1), got 1.5"),
+    ((SIZE, SIZE), {"options": {"insertion_auc": {"steps": 0}}}, "steps must be an integer >= 1, got 0"),
 ])
 def test_options_and_errors(model, image, saliency_shape, kwargs, error):
     saliency = np.linspace(0, 1, int(np.prod(saliency_shape))).reshape(saliency_shape)
@@ -86,6 +89,13 @@ def test_options_and_errors(model, image, saliency_shape, kwargs, error):
         with pytest.raises(ExplainError) as info:
             evaluate_map(model, image, saliency, 0, **kwargs)
         assert error in str(info.value)
+
+
+def test_deletion_and_insertion_take_their_own_steps(model, image):
+    saliency = np.linspace(0, 1, SIZE * SIZE).reshape(SIZE, SIZE)
+    out = evaluate_map(model, image, saliency, 0, metrics=["deletion_auc", "insertion_auc"],
+                       options={"deletion_auc": {"steps": 4}, "insertion_auc": {"steps": 8}})
+    assert len(out["deletion_auc"].curve[0]) == 5 and len(out["insertion_auc"].curve[0]) == 9
 
 
 def test_reference_maps():

@@ -17,8 +17,7 @@ from core.io.images import CROPS
 from core.model.factory import BACKBONES
 from core.settings import settings
 from core.training.augment import AUGMENTATIONS
-from core.training.config import RESUME_OVERRIDES, TrainConfig
-from core.training.loop import train
+from core.training.loop import RESUME_OVERRIDES, TrainConfig, train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -5,12 +5,12 @@ Every figure comes from the model card (`evaluation.external`, written by `pytho
 --save`, and the input gate's refusals in `evaluation.trust.external`)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from core.model.card_records import EvaluationRecord, Proportion
 from core.model.limits import FAR_OOD, known_limits, saw_tumour_collection
 
 # Short names of the known external sets for a table; other folders are shown by their folder name.
@@ -40,11 +40,6 @@ def unbroken(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.map(cell)
 
 
-def _valid(entry: Any) -> bool:
-    return (isinstance(entry, Mapping) and isinstance(entry.get("value"), (int, float))
-            and isinstance(entry.get("n"), int) and entry["n"] > 0)
-
-
 def rate_text(value: float, ci: Any = None) -> str:
     """'29.6% [19.1–42.8%]' (the interval only when given)."""
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
@@ -52,11 +47,9 @@ def rate_text(value: float, ci: Any = None) -> str:
     return f"{value:.1%}"
 
 
-def _row(scans: str, measure: str, entry: Mapping[str, Any]) -> dict[str, Any]:
-    n = int(entry["n"])
-    k = entry.get("k") if isinstance(entry.get("k"), int) else round(float(entry["value"]) * n)
-    return {"Scans": scans, "n": n, "What is measured": MEASURES[measure],
-            "Rate [95% CI]": rate_text(float(entry["value"]), entry.get("ci95")), "Count": f"{k} of {n}"}
+def _row(scans: str, measure: str, rate: Proportion) -> dict[str, Any]:
+    return {"Scans": scans, "n": rate.n, "What is measured": MEASURES[measure],
+            "Rate [95% CI]": rate_text(rate.value, rate.ci95), "Count": f"{rate.k} of {rate.n}"}
 
 
 def set_label(name: str, card: Any = None) -> str:
@@ -66,34 +59,25 @@ def set_label(name: str, card: Any = None) -> str:
     return SET_LABELS.get(name, name)
 
 
-def external_frame(evaluation: Mapping[str, Any], card: Any = None) -> pd.DataFrame:
+def external_frame(evaluation: EvaluationRecord, card: Any = None) -> pd.DataFrame:
     """One row per external set, with the rate that matters for it and its Wilson 95% interval: tumour recall for
     sets of tumours, no-tumour specificity for sets of normal scans (each plane on its own row when the card has
     it), and the input check's refusal rate for images that are not brain MRI. Tumour sets first, then normal
     sets, then the rest; a set whose figure is missing or malformed is left out."""
-    external = evaluation.get("external") if isinstance(evaluation, Mapping) else None
-    external = external if isinstance(external, Mapping) else {}
-    trust = evaluation.get("trust") if isinstance(evaluation, Mapping) else None
-    gate = trust.get("external") if isinstance(trust, Mapping) else None
-    gate = gate if isinstance(gate, Mapping) else {}
     groups: dict[str, list[dict[str, Any]]] = {"tumour_recall": [], "notumor_specificity": [], "refused": []}
     order = list(SET_LABELS)
-    for name in sorted(external, key=lambda n: (order.index(n) if n in order else len(order), str(n))):
-        result = external[name]
-        if not isinstance(result, Mapping):
-            continue
-        label = set_label(str(name), card)
-        measure = next((m for m in ("tumour_recall", "notumor_specificity") if _valid(result.get(m))), None)
+    sets = evaluation.external_sets()
+    for name in sorted(sets, key=lambda n: (order.index(n) if n in order else len(order), n)):
+        result = sets[name]
+        measure = next((m for m in ("tumour_recall", "notumor_specificity") if getattr(result, m) is not None), None)
         if measure is not None:
-            groups[measure].append(_row(label, measure, result[measure]))
-            planes = result.get("per_plane")
-            for plane, part in (planes.items() if isinstance(planes, Mapping) else []):
-                if isinstance(part, Mapping) and _valid(part.get(measure)):
-                    groups[measure].append(_row(f"· {plane} slices", measure, part[measure]))
-    far = gate.get(FAR_OOD)
-    if isinstance(far, Mapping) and isinstance(far.get("refused"), (int, float)) and isinstance(far.get("n"), int):
-        entry = {"value": far["refused"], "ci95": far.get("refused_ci95"), "n": far["n"]}
-        groups["refused"].append(_row(set_label(FAR_OOD, card), "refused", entry))
+            groups[measure].append(_row(set_label(name, card), measure, getattr(result, measure)))
+            for plane, part in result.per_plane.items():
+                if getattr(part, measure) is not None:
+                    groups[measure].append(_row(f"· {plane} slices", measure, getattr(part, measure)))
+    far = evaluation.gate_refusals(FAR_OOD)
+    if far is not None:
+        groups["refused"].append(_row(set_label(FAR_OOD, card), "refused", far))
     rows = [row for measure in groups for row in groups[measure]]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
@@ -101,14 +85,13 @@ def external_frame(evaluation: Mapping[str, Any], card: Any = None) -> pd.DataFr
 def show_known_limits(card: Any) -> None:
     """The top of the metrics page: the most important known limit, the others behind an expander."""
     sentences = known_limits(card)
-    evaluation = getattr(card, "evaluation", None) or {}
     if sentences:
         st.warning(f"**Known limit.** {sentences[0]}")
         if len(sentences) > 1:
             with st.expander(f"{len(sentences) - 1} more known limit{'s' if len(sentences) > 2 else ''} "
                              "on scans from other collections"):
                 st.markdown("\n".join(f"- {s}" for s in sentences[1:]))
-    elif evaluation.get("external"):
+    elif card.evaluation_record.external:
         st.success("No known limit: on every external set in this model's card it misses fewer than 1 in 20 "
                    "tumours and calls fewer than 1 in 20 normal scans a tumour (see *Scans from other collections*).")
     else:
@@ -118,9 +101,9 @@ def show_known_limits(card: Any) -> None:
 
 def show_external_validation(card: Any) -> None:
     """The metrics page's section on scans from other collections."""
-    evaluation = getattr(card, "evaluation", None) or {}
+    evaluation = card.evaluation_record
     frame = external_frame(evaluation, card)
-    if not evaluation.get("external"):
+    if not evaluation.external:
         st.info(f"This model's card holds no external validation yet (`{EVALUATE_EXTERNAL}`).")
         return
     st.markdown("Images the model never saw, from other public collections. For each set, the rate that matters, "

@@ -16,6 +16,9 @@ import pandas as pd
 from core.model.assessment import Assessment
 from core.model.assessment import percent as format_probability
 from core.model.card import class_label
+from core.model.card_records import AuditSummary, EvaluationRecord, SplitResult
+from core.xai.metrics import LOCALISATION, METRICS
+from core.xai.results import LocalisationRecord, MeanCI, XaiEvaluation
 from ui.reference import SPEC_RESULTS, SPEC_XAI
 
 # Every metric in plain words first, its technical name second (the metrics page is read by clinicians too).
@@ -31,19 +34,20 @@ PER_CLASS_LABELS = {"precision": "Right when it names this class (precision)",
                     "recall": "Scans of this class found (sensitivity / recall)",
                     "specificity": "Other scans kept out of this class (specificity)",
                     "f1": "Balance of the two (F1)", "support": "Scans (support)"}
-XAI_COLUMNS = {"deletion_auc": "Confidence left as the top pixels are deleted (deletion AUC ↓)",
-               "insertion_auc": "Confidence regained as the top pixels are restored (insertion AUC ↑)",
-               "faithfulness_correlation": "Map agrees with the effect of removing pixels (faithfulness correlation ↑)",
-               "road_morf": "Confidence left as the top pixels are imputed (ROAD MoRF ↓)",
-               "road_lerf": "Confidence left as the least relevant pixels are imputed (ROAD LeRF ↑)",
+
+
+def _arrow(spec: Any) -> str:
+    return "↑" if spec.higher_is_better else "↓"
+
+
+# The XAI tables' columns come from the metric registries: each metric declares its plain words, technical name
+# and direction. Sanity and time are not registry metrics (the evaluation measures them beside the maps).
+XAI_COLUMNS = {**{name: f"{spec.plain} ({spec.term} {_arrow(spec)})" for name, spec in METRICS.items()},
                "sanity_rank_correlation": "Same map for a scrambled model (sanity rank correlation, near 0 is good)",
                "seconds_per_image": "Time per scan (seconds)"}
 XAI_SPEC_COLUMN = "Specification: deletion / insertion / faithfulness"
-LOCALISATION_LABELS = {"energy_pointing": "Share of the map inside the tumour (energy pointing game)",
-                       "pointing_hit": "Map's peak inside the tumour (pointing-game hit rate)",
-                       "rank_accuracy": "Top pixels inside the tumour (relevance rank accuracy)",
-                       "road_morf": "Confidence left as the top pixels are imputed (ROAD MoRF)",
-                       "road_lerf": "Confidence left as the least relevant pixels are imputed (ROAD LeRF)"}
+LOCALISATION_COLUMNS = {name: f"{spec.plain} ({spec.term}) {_arrow(spec)}"
+                        for name, spec in {**LOCALISATION, **METRICS}.items()}
 
 
 def content_hash(data: bytes) -> str:
@@ -109,41 +113,44 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def _with_ci(metrics: dict[str, Any], key: str) -> str:
-    text = _fmt(metrics.get(key))
-    ci = metrics.get(f"{key}_ci95")
+def _with_ci(split: SplitResult | None, key: str) -> str:
+    if split is None:
+        return "–"
+    text = _fmt(split.metrics.get(key))
+    ci = split.intervals.get(key)
     return f"{text} [{_fmt(ci[0], 3)}–{_fmt(ci[1], 3)}]" if ci else text
 
 
-def headline_frame(evaluation: dict[str, Any]) -> pd.DataFrame:
+def headline_frame(evaluation: EvaluationRecord) -> pd.DataFrame:
     """Rows: the five headline metrics (plain words, technical name second); columns: our splits (with 95% CIs)
     and the specification."""
     table = {}
     for split, label in SPLIT_LABELS.items():
-        if split in evaluation:
-            n = evaluation[split].get("n")
-            table[f"{label} (n={n})" if n else label] = [_with_ci(evaluation[split], k) for k in HEADLINE_LABELS]
+        if split in evaluation.splits:
+            n = evaluation.splits[split].n
+            table[f"{label} (n={n})" if n else label] = [_with_ci(evaluation.splits[split], k)
+                                                          for k in HEADLINE_LABELS]
     table["Specification"] = [_fmt(SPEC_RESULTS.get(k)) for k in HEADLINE_LABELS]
     return pd.DataFrame(table, index=list(HEADLINE_LABELS.values()))
 
 
-def audit_text(audit: dict[str, Any]) -> str:
+def audit_text(audit: AuditSummary) -> str:
     """One sentence on the leakage audit of the test split, with the strict unseen count per class."""
-    total = audit["total"]
-    text = (f"Leakage audit of the test split: {total.get('exact', 0)} exact and {total.get('near_only', 0)} "
-            f"near copies of training scans among {total.get('test', 0)}; {total.get('leakage_free', 0)} scans are "
+    text = (f"Leakage audit of the test split: {audit.count('exact')} exact and {audit.count('near_only')} "
+            f"near copies of training scans among {audit.count('test')}; {audit.count('leakage_free')} scans are "
             "leakage-free by the older criterion")
-    if "unseen" in total:
-        per_class = ", ".join(f"{class_label(c)} {r.get('unseen', 0)}" for c, r in audit.get("per_class", {}).items())
-        text += (f", and {total['unseen']} are strictly unseen (no source slice in Training, mirrored copies "
+    if "unseen" in audit.total:
+        per_class = ", ".join(f"{class_label(c)} {r['unseen'] if 'unseen' in r else 0}"
+                              for c, r in audit.per_class.items())
+        text += (f", and {audit.count('unseen')} are strictly unseen (no source slice in Training, mirrored copies "
                  f"included: {per_class})")
     return text + "."
 
 
-def per_class_frame(metrics: dict[str, Any]) -> pd.DataFrame:
+def per_class_frame(split: SplitResult) -> pd.DataFrame:
     """Precision, recall (sensitivity), specificity, F1 and support per class, named in plain words first."""
     rows = {class_label(c): {label: v[key] for key, label in PER_CLASS_LABELS.items()}
-            for c, v in metrics.get("per_class", {}).items()}
+            for c, v in split.per_class.items()}
     return pd.DataFrame.from_dict(rows, orient="index").round(4)
 
 
@@ -152,8 +159,8 @@ def comparison_frame(cards: dict[str, Any]) -> pd.DataFrame:
     table: dict[str, list[str]] = {}
     index = [f"{HEADLINE_LABELS[k]} — {SPLIT_LABELS[s]}" for s in TEST_SPLITS for k in HEADLINE_LABELS]
     for label, card in cards.items():
-        evaluation = card.evaluation or {}
-        table[label] = [_with_ci(evaluation.get(s, {}), k) for s in TEST_SPLITS for k in HEADLINE_LABELS]
+        splits = card.evaluation_record.splits
+        table[label] = [_with_ci(splits.get(s), k) for s in TEST_SPLITS for k in HEADLINE_LABELS]
     return pd.DataFrame(table, index=index)
 
 
@@ -166,28 +173,29 @@ def confusion(matrix: list[list[int]], normalised: bool) -> np.ndarray:
     return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
 
 
-def _mean_ci(entry: Any) -> str:
-    saturated = entry.get("saturated", 0) if isinstance(entry, dict) else 0
+def _mean_ci(entry: MeanCI | None) -> str:
+    saturated = (entry.saturated or 0) if entry is not None else 0
     note = f" · {saturated} saturated, left out" if saturated else ""
-    if not isinstance(entry, dict) or entry.get("mean") is None:
+    if entry is None or entry.mean is None:
         return "saturated" if saturated else "–"
-    ci = entry.get("ci95") or [None, None]
-    if None in ci:
-        return _fmt(entry["mean"]) + note
-    return f"{_fmt(entry['mean'])} [{_fmt(ci[0], 3)}–{_fmt(ci[1], 3)}]{note}"
+    if entry.low is None or entry.high is None:
+        return _fmt(entry.mean) + note
+    return f"{_fmt(entry.mean)} [{_fmt(entry.low, 3)}–{_fmt(entry.high, 3)}]{note}"
 
 
-def xai_frame(results: dict[str, Any]) -> pd.DataFrame:
+def xai_frame(results: XaiEvaluation) -> pd.DataFrame:
     """The XAI comparison: one row per method or baseline, metric means with 95% CIs, spec numbers."""
     rows = {}
-    for name, entry in results.get("methods", {}).items():
-        row = {"Kind": entry.get("kind", "method")}
-        row.update({label: _mean_ci(entry.get(key)) for key, label in XAI_COLUMNS.items()})
+    for name, entry in results.methods.items():
+        values = {**entry.metrics, "sanity_rank_correlation": entry.sanity_rank_correlation,
+                  "seconds_per_image": entry.seconds_per_image}
+        row = {"Kind": entry.kind}
+        row.update({label: _mean_ci(values.get(key)) for key, label in XAI_COLUMNS.items()})
         spec = SPEC_XAI.get(name, {})
         row[XAI_SPEC_COLUMN] = (
             " / ".join(_fmt(spec.get(k)) for k in ("deletion_auc", "insertion_auc", "faithfulness_correlation"))
             if spec else "–")
-        rows[entry.get("label", name)] = row
+        rows[entry.label] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -251,22 +259,21 @@ LOCALISATION_SUBSETS = {"all": "all test tumour scans with masks", "unflagged": 
                         "unseen": "strict unseen subset"}
 
 
-def localisation_frame(results: dict[str, Any], subset: str = "all") -> pd.DataFrame:
-    """Localisation and ROAD per map (methods, then the floors) and class: mean [95% CI] of each metric."""
-    block = results.get("summary", {}).get(subset, {})
-    metrics = results.get("metrics", {})
-    labels = {**{m: m for m in results.get("methods", [])}, **results.get("method_labels", {}),
-              **results.get("references", {})}
-    classes = list(block.get("per_class_n", {}))
+def localisation_frame(results: LocalisationRecord, subset: str = "all") -> pd.DataFrame:
+    """Localisation and ROAD per map (methods, then the floors) and class: mean [95% CI] of each metric the
+    record holds, headed as its registry entry declares (a metric no longer registered: its saved label)."""
+    if subset not in results.summary:
+        return pd.DataFrame()
+    block = results.summary[subset]
+    labels = {**{m: m for m in results.methods}, **results.method_labels, **results.references}
+    columns = {key: LOCALISATION_COLUMNS.get(key, f"{meta.label} {'↑' if meta.higher_is_better else '↓'}")
+               for key, meta in results.metrics.items()}
     rows = []
-    for name, entry in block.get("maps", {}).items():
-        for cls in ["all", *classes]:
+    for name, entry in block.maps.items():
+        for cls in ["all", *block.per_class_n]:
             row: dict[str, Any] = {"Map": labels.get(name, name), "Class": cls,
-                                   "n": block.get("n") if cls == "all" else block["per_class_n"].get(cls)}
-            for key, meta in metrics.items():
-                arrow = "↑" if meta.get("higher_is_better") else "↓"
-                column = f"{LOCALISATION_LABELS.get(key, meta.get('label', key))} {arrow}"
-                row[column] = _mean_ci(entry.get(key, {}).get(cls)) if key in entry \
-                    else "–"
+                                   "n": block.n if cls == "all" else block.per_class_n[cls]}
+            row.update({column: _mean_ci(entry[key].get(cls)) if key in entry else "–"
+                        for key, column in columns.items()})
             rows.append(row)
     return pd.DataFrame(rows)

@@ -127,8 +127,10 @@ def explanation_cached(model_key: str, scan_hash: str, method: str, class_index:
                        _card: ModelCard, _image: np.ndarray, _model_dir: str) -> Any:
     """One explanation with the method's default options (`options` is their cache key) and what the model
     folder adds (SHAP's cached background, identified by `model_key`)."""
-    from core.xai.explainers import explain  # imported on first use: keeps the app's cold start short
-    from core.xai.explainers.background import folder_options
+    from core.xai.explainers import (
+        explain,  # imported on first use: keeps the app's cold start short
+        folder_options,
+    )
 
     return explain(_model, _image, method, class_index=class_index, card=_card,
                    **folder_options(method, _model_dir, _card.image_size))

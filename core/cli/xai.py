@@ -31,8 +31,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     from core.io.images import preprocess, read_image
     from core.model.factory import load_model
-    from core.xai.explainers import explain, get_spec
-    from core.xai.explainers.background import folder_options
+    from core.xai.explainers import explain, folder_options, get_spec
     from core.xai.overlays import overlay_for, side_by_side
 
     get_spec(args.method)
@@ -93,6 +92,7 @@ def cmd_xai_eval(args: argparse.Namespace) -> int:
     from core.data.discovery import discover_for_model
     from core.model.factory import load_model
     from core.xai.evaluation import run_eval, save_results
+    from core.xai.explainers import needs_background
     from core.xai.explainers.background import ensure_background
 
     if args.data is None:
@@ -104,7 +104,7 @@ def cmd_xai_eval(args: argparse.Namespace) -> int:
     model, card = load_model(args.model)
     discover_for_model(args.data, card.class_names)
     background = (ensure_background(args.model, args.data, card.image_size, args.seed, card.crop)
-                  if "shap" in methods else None)
+                  if needs_background(methods) else None)
     start = time.perf_counter()
     results = run_eval(model, card, args.data, args.n, methods, args.seed, args.sanity_n, quick, background,
                        progress=progress_printer("explaining"), select_progress=progress_printer("loading"))
@@ -130,6 +130,7 @@ def _localisation(args: argparse.Namespace) -> int:
     from core.data.discovery import discover_for_model
     from core.data.masks import default_masks_dir, load_mask_index
     from core.model.factory import load_model
+    from core.xai.explainers import needs_background
     from core.xai.explainers.background import ensure_background
     from core.xai.localisation import run_localisation, save_localisation
 
@@ -141,7 +142,8 @@ def _localisation(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     model, card = load_model(args.model)
     discover_for_model(args.data, card.class_names)
-    background = ensure_background(args.model, args.data, card.image_size, args.seed) if "shap" in methods else None
+    background = ensure_background(args.model, args.data, card.image_size, args.seed) if needs_background(methods) \
+        else None
     results = run_localisation(model, card, args.data, masks, args.n, methods, args.split, args.seed,
                                not args.no_road, background, progress=progress_printer("explaining"),
                                checkpoint_dir=args.checkpoint_dir, budget_minutes=args.budget_minutes,

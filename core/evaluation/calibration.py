@@ -7,19 +7,19 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score, roc_curve
+
+from core.stats import bootstrap, percentile_interval, wilson
 
 BINS = 15
 BOOTSTRAP = 300
 
 
-def wilson(successes: int, n: int) -> list[float] | None:
-    """95% Wilson interval of a proportion (None when n = 0)."""
-    if n == 0:
-        return None
-    ci = binomtest(int(successes), int(n)).proportion_ci(0.95, method="wilson")
-    return [round(float(ci.low), 4), round(float(ci.high), 4)]
+def wilson_ci95(successes: int, n: int) -> list[float] | None:
+    """The Wilson 95% interval of a proportion as saved in the documents, [low, high] to 4 decimals (None when
+    n = 0)."""
+    interval = wilson(successes, n)
+    return None if interval is None else interval.to_list(4)
 
 
 def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> float:
@@ -64,12 +64,10 @@ def calibration_metrics(proba: np.ndarray, labels: np.ndarray, class_names: list
     if len(labels) < 2:
         return out
     overall = _scores(proba, labels)
-    rng = np.random.default_rng(seed)
-    boots = [_scores(proba, labels, rng.integers(0, len(labels), len(labels))) for _ in range(BOOTSTRAP)]
+    boots = bootstrap(lambda idx: _scores(proba, labels, idx), len(labels), BOOTSTRAP, seed)
     for key, value in overall.items():
         out[key] = round(value, 5)
-        values = [b[key] for b in boots]
-        out[f"{key}_ci95"] = [round(float(np.percentile(values, 2.5)), 5), round(float(np.percentile(values, 97.5)), 5)]
+        out[f"{key}_ci95"] = percentile_interval([b[key] for b in boots]).to_list(5)
     out["per_class"] = {}
     for k, name in enumerate(class_names):
         p_k, is_k = proba[:, k], (labels == k).astype(float)
@@ -93,18 +91,18 @@ def conformal_metrics(sets: np.ndarray, proba: np.ndarray, labels: np.ndarray, c
     single = size == 1
     right_single = single & covered
     out: dict[str, Any] = {
-        "n": n, "coverage": round(float(covered.mean()), 4) if n else None, "coverage_ci95": wilson(covered.sum(), n),
+        "n": n, "coverage": round(float(covered.mean()), 4) if n else None, "coverage_ci95": wilson_ci95(covered.sum(), n),
         "mean_set_size": round(float(size.mean()), 4) if n else None,
-        "single_share": round(float(single.mean()), 4) if n else None, "single_share_ci95": wilson(single.sum(), n),
+        "single_share": round(float(single.mean()), 4) if n else None, "single_share_ci95": wilson_ci95(single.sum(), n),
         "single_accuracy": round(float(right_single.sum() / max(single.sum(), 1)), 4),
-        "single_accuracy_ci95": wilson(right_single.sum(), single.sum()),
+        "single_accuracy_ci95": wilson_ci95(right_single.sum(), single.sum()),
         "empty_share": round(float((size == 0).mean()), 4) if n else None, "per_class": {}}
     for k, name in enumerate(class_names):
         mine = labels == k
         m = int(mine.sum())
         out["per_class"][name] = {
             "n": m, "coverage": round(float(covered[mine].mean()), 4) if m else None,
-            "coverage_ci95": wilson(covered[mine].sum(), m),
+            "coverage_ci95": wilson_ci95(covered[mine].sum(), m),
             "mean_set_size": round(float(size[mine].mean()), 4) if m else None,
             "single_share": round(float(single[mine].mean()), 4) if m else None}
     return out
@@ -144,15 +142,12 @@ def ood_metrics(id_scores: np.ndarray, ood_scores: np.ndarray, id_refused: np.nd
     y = np.r_[np.zeros(len(id_s)), np.ones(len(ood_s))]
     s = np.r_[id_s, ood_s]
     out: dict[str, Any] = {"n": int(len(ood_s)), "refused": round(float(ood_refused.mean()), 4),
-                           "refused_ci95": wilson(ood_refused.sum(), len(ood_refused))}
+                           "refused_ci95": wilson_ci95(ood_refused.sum(), len(ood_refused))}
     if len(ood_s) and len(id_s):
         out["auroc"] = round(float(roc_auc_score(y, s)), 4)
-        rng = np.random.default_rng(seed)
-        boots = []
-        for _ in range(BOOTSTRAP):
-            a, b = rng.integers(0, len(id_s), len(id_s)), rng.integers(0, len(ood_s), len(ood_s))
-            boots.append(roc_auc_score(y, np.r_[id_s[a], ood_s[b]]))
-        out["auroc_ci95"] = [round(float(np.percentile(boots, 2.5)), 4), round(float(np.percentile(boots, 97.5)), 4)]
+        boots = bootstrap(lambda a, b: roc_auc_score(y, np.r_[id_s[a], ood_s[b]]), (len(id_s), len(ood_s)),
+                          BOOTSTRAP, seed)
+        out["auroc_ci95"] = percentile_interval(boots).to_list(4)
         threshold = np.quantile(id_s, 0.95)
         out["fpr_at_95tpr"] = round(float((ood_s <= threshold).mean()), 4)
         fpr, tpr, _ = roc_curve(y, s)

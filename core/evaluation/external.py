@@ -15,12 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import binomtest
-
 from core.errors import DataLayoutError, ImageDecodeError
 from core.io.images import load_for_model
 from core.model.card import ModelCard
 from core.model.inference import predict_proba
+from core.stats import wilson
 
 LABELS_FILE = "labels.csv"
 NORMAL = "notumor"
@@ -63,8 +62,7 @@ def proportion(k: int, n: int) -> dict[str, Any]:
     """k/n with its Wilson 95% interval (None when n = 0)."""
     if n == 0:
         return {"value": None, "ci95": None, "k": 0, "n": 0}
-    ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
-    return {"value": k / n, "ci95": [float(ci.low), float(ci.high)], "k": int(k), "n": int(n)}
+    return {"value": k / n, "ci95": wilson(k, n).to_list(), "k": int(k), "n": int(n)}
 
 
 def _summary(rows: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from core.stats import bootstrap, percentile_interval
+
 BOOTSTRAP_ROUNDS = 1000
 HEADLINE = ("accuracy", "loss", "macro_f1", "cohen_kappa", "macro_auc")
 
@@ -24,10 +26,8 @@ def specificity_per_class(confusion: np.ndarray) -> np.ndarray:
 def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float],
                  rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> list[float]:
     """Percentile 95% interval of `score` over resamples of the cases (seeded)."""
-    rng = np.random.default_rng(seed)
-    n = len(y_true)
-    values = [score(y_true[idx], y_pred[idx]) for idx in (rng.integers(0, n, n) for _ in range(rounds))]
-    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
+    values = bootstrap(lambda idx: score(y_true[idx], y_pred[idx]), len(y_true), rounds, seed)
+    return percentile_interval(values).to_list()
 
 
 def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int]) -> float:

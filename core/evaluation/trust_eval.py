@@ -19,7 +19,7 @@ from core.evaluation.calibration import (
     conformal_metrics,
     ood_metrics,
     risk_coverage,
-    wilson,
+    wilson_ci95,
 )
 from core.model.assessment import Assessment
 from core.model.card import ModelCard
@@ -86,7 +86,7 @@ def trust_report(model: Any, card: ModelCard, trust: Trust, test: list[Sample],
         "fitted": trust.config.fitted, "skipped": int(sum(p is None for p in predictions)),
         "test_false_refusal": {"n": int(len(id_refused)), "refused": int(id_refused.sum()),
                                "rate": round(float(id_refused.mean()), 4) if len(id_refused) else None,
-                               "rate_ci95": wilson(id_refused.sum(), len(id_refused)),
+                               "rate_ci95": wilson_ci95(id_refused.sum(), len(id_refused)),
                                "by_layer": _by_layer(predictions)},
     }
     parts = {"test": np.ones(len(rows), bool)}

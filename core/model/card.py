@@ -12,6 +12,7 @@ from typing import Any
 
 from core.errors import ModelNotFoundError
 from core.io.atomic import atomic_write_text
+from core.model.card_records import EvaluationRecord, TrainingRecord
 
 CARD_FILE = "model_card.json"
 MODEL_FILE = "model.keras"
@@ -59,7 +60,18 @@ class ModelCard:
         """The preprocessing crop the model was trained with ("none" or "head")."""
         return str(self.preprocessing.get("crop", "none"))
 
+    @property
+    def training_record(self) -> TrainingRecord:
+        """The training part, typed (the card keeps the JSON object it reads and writes)."""
+        return TrainingRecord.from_json(self.training)
+
+    @property
+    def evaluation_record(self) -> EvaluationRecord:
+        """The evaluation part, typed (the card keeps the JSON object it reads and writes)."""
+        return EvaluationRecord.from_json(self.evaluation)
+
     def to_dict(self) -> dict[str, Any]:
+        """The card as the JSON object `save` writes."""
         return asdict(self)
 
     def save(self, model_dir: Path) -> Path:

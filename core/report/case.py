@@ -28,8 +28,7 @@ from core.report.model_info import ModelInfo, model_info
 from core.report.pdf import CaseReport, ReportOverlay, ReportScan, build_pdf
 from core.store.audit import app_version
 from core.store.cases import sha256_bytes, validate_case_id
-from core.xai.explainers import EXPLAINERS, Explanation, explain, get_spec
-from core.xai.explainers.background import folder_options
+from core.xai.explainers import EXPLAINERS, Explanation, explain, folder_options, get_spec
 from core.xai.metrics import METRICS, evaluate_map
 from core.xai.overlays import overlay_for, overlay_kind
 

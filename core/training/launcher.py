@@ -32,7 +32,7 @@ from core.data.discovery import discover
 from core.errors import LauncherAccessError, TrainingConfigError
 from core.model.factory import resolve_weights
 from core.training import run_files as rf
-from core.training.config import TrainConfig, plan_phases, validate
+from core.training.loop import TrainConfig, plan_phases, validate
 
 REPO = Path(__file__).resolve().parents[2]
 LOCK_FILE = ".active"

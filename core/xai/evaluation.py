@@ -26,12 +26,17 @@ from core.errors import ExplainError
 from core.io.atomic import atomic_write_text
 from core.model.card import class_label
 from core.model.inference import predict_proba
-from core.xai.explainers import EXPLAINERS, explain, get_spec
+from core.stats import mean_interval, wilson
+from core.xai.explainers import EXPLAINERS, explain, get_spec, with_background
 from core.xai.metrics import METRICS, REFERENCE_MAPS, SANITY_DESCRIPTION, SANITY_LABEL, evaluate_map, metric_options
 from core.xai.metrics.sanity import randomised_copy, rank_correlation
+from core.xai.results import XAI_EVAL_SCHEMA as SCHEMA_VERSION
+from core.xai.results import XaiEvaluation
 
 RESULTS_FILE = "xai_eval.json"
-QUICK_METRIC_OPTIONS = {"steps": 10, "n_subsets": 20}  # coarser metrics; the methods keep the app's defaults
+# --quick: coarser metrics (per metric); the methods keep the app's defaults
+QUICK_METRIC_OPTIONS = {"deletion_auc": {"steps": 10}, "insertion_auc": {"steps": 10},
+                        "faithfulness_correlation": {"n_subsets": 20}}
 
 Progress = Callable[[int, int], None]
 
@@ -78,32 +83,21 @@ def select_images(model: Any, class_names: list[str], image_size: int, data_root
 
 
 def mean_ci(values: list[float]) -> dict[str, Any]:
-    """Mean and 95% t-interval of the finite values (NaN = undefined, e.g. a constant map)."""
-    from scipy.stats import t
-
-    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], np.float64)
-    if data.size == 0:
-        return {"mean": None, "ci95": [None, None], "n": 0}
-    mean = float(data.mean())
-    if data.size == 1:
-        return {"mean": mean, "ci95": [mean, mean], "n": 1}
-    half = float(t.ppf(0.975, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size))
-    return {"mean": mean, "ci95": [mean - half, mean + half], "n": int(data.size)}
+    """Mean and 95% t-interval of the finite values (NaN = undefined, e.g. a constant map), as saved."""
+    mean, interval, n = mean_interval(values)
+    return {"mean": mean, "ci95": interval.to_list() if interval else [None, None], "n": n}
 
 
 def proportion_ci(values: list[float]) -> dict[str, Any]:
     """Share of hits among the finite 0/1 values with its Wilson 95% interval (a t-interval on 0/1 data can leave
     [0, 1], e.g. 0.02 [-0.008, 0.048]); same keys as `mean_ci`."""
-    from scipy.stats import binomtest
-
     data = [v for v in values if v is not None and math.isfinite(v)]
     if not data:
         return {"mean": None, "ci95": [None, None], "n": 0}
     if any(v not in (0.0, 1.0) for v in data):
         raise ValueError("proportion_ci takes 0/1 values")
     hits = int(sum(data))
-    ci = binomtest(hits, len(data)).proportion_ci(0.95, method="wilson")
-    return {"mean": hits / len(data), "ci95": [float(ci.low), float(ci.high)], "n": len(data)}
+    return {"mean": hits / len(data), "ci95": wilson(hits, len(data)).to_list(), "n": len(data)}
 
 
 def _summarise(rows: list[dict[str, float]], labels: list[int], class_names: list[str], kind: str,
@@ -127,6 +121,60 @@ def _summarise(rows: list[dict[str, float]], labels: list[int], class_names: lis
     return out
 
 
+def _score_images(model: Any, card: Any, images: list[EvalImage], method_opts: dict[str, dict[str, Any]],
+                  metric_opts: dict[str, dict[str, Any]], seed: int, sanity_n: int, progress: Progress | None
+                  ) -> tuple[dict[str, list[dict[str, float]]], dict[str, list[float]]]:
+    """Per map (methods, then reference maps) one row of metric values per image; per method its sanity
+    correlations on the first `sanity_n` images."""
+    random_model = randomised_copy(model, seed) if sanity_n > 0 else None
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in [*method_opts, *REFERENCE_MAPS]}
+    sanity: dict[str, list[float]] = {m: [] for m in method_opts}
+    for i, item in enumerate(images):
+        maps = {}
+        for method, options in method_opts.items():
+            result = explain(model, item.image, method, item.predicted, **options)
+            maps[method] = (result.map, result.seconds)
+            if i < sanity_n:
+                other = explain(random_model, item.image, method, item.predicted, **options)
+                sanity[method].append(rank_correlation(result.map, other.map))
+        for name, (_, make) in REFERENCE_MAPS.items():
+            start = time.perf_counter()
+            maps[name] = (make(card.image_size, seed + i), time.perf_counter() - start)
+        for name, (saliency, seconds) in maps.items():
+            scores = evaluate_map(model, item.image, saliency, item.predicted, seed=seed + i, options=metric_opts)
+            rows[name].append({**{k: v.value for k, v in scores.items()},
+                               **{f"{k}_saturated": True for k, v in scores.items() if v.saturated},
+                               "seconds": seconds})
+        if progress:
+            progress(i + 1, len(images))
+    return rows, sanity
+
+
+def _settings(card: Any, images: list[EvalImage], quick: bool, metric_opts: dict[str, dict[str, Any]],
+              method_opts: dict[str, dict[str, Any]], sanity_n: int, wrong_fraction: float) -> dict[str, Any]:
+    """The `settings` block of the document: how the numbers were made."""
+    composition = {
+        name: {"correct": sum(1 for it in images if it.label == k and it.predicted == k),
+               "wrong": sum(1 for it in images if it.label == k and it.predicted != k)}
+        for k, name in enumerate(card.class_names)}
+    return {
+        "quick": quick,
+        "explained_class": "predicted class",
+        "metric_options": metric_opts,
+        "method_options": {m: get_spec(m).recorded(o) for m, o in method_opts.items()},
+        "baselines": {"deletion": f"pixels set to {metric_opts['deletion_auc']['baseline']}",
+                      "insertion": f"pixels restored into a {metric_opts['insertion_auc']['baseline']} copy",
+                      "faithfulness": f"patches set to {metric_opts['faithfulness_correlation']['baseline']}",
+                      "reference_maps": {k: v[0] for k, v in REFERENCE_MAPS.items()}},
+        "sanity_n": min(sanity_n, len(images)),
+        "sanity": {"label": SANITY_LABEL, "higher_is_better": False, "description": SANITY_DESCRIPTION,
+                   "randomised": "head + top 8 weighted backbone layers re-initialised (seeded)"},
+        "sample": {"split": "Testing", "wrong_fraction_target": wrong_fraction, "per_class": composition,
+                   "labels": {k: class_label(k) for k in card.class_names}},
+        "images": [it.relpath for it in images],
+    }
+
+
 def run_eval(model: Any, card: Any, data_root: str | Path, n: int = 100, methods: list[str] | None = None,
              seed: int = 0, sanity_n: int = 10, quick: bool = False, background: np.ndarray | None = None,
              wrong_fraction: float = 0.25, progress: Progress | None = None,
@@ -135,89 +183,51 @@ def run_eval(model: Any, card: Any, data_root: str | Path, n: int = 100, methods
     methods = list(methods or EXPLAINERS)
     for method in methods:
         get_spec(method)
-    metric_opts = {**metric_options(), **(QUICK_METRIC_OPTIONS if quick else {})}
-    method_opts: dict[str, dict[str, Any]] = {m: {} for m in methods}
-    if "shap" in method_opts and background is not None:
-        method_opts["shap"]["background"] = background
+    metric_opts = metric_options()
+    for name, values in (QUICK_METRIC_OPTIONS if quick else {}).items():
+        metric_opts[name].update(values)
+    method_opts = with_background(methods, background)
     images = select_images(model, card.class_names, card.image_size, data_root, n, seed, wrong_fraction,
                            select_progress, card.crop)
-    random_model = randomised_copy(model, seed) if sanity_n > 0 else None
-    rows: dict[str, list[dict[str, float]]] = {name: [] for name in [*methods, *REFERENCE_MAPS]}
-    sanity: dict[str, list[float]] = {m: [] for m in methods}
-    for i, item in enumerate(images):
-        maps = {}
-        for method in methods:
-            result = explain(model, item.image, method, item.predicted, **method_opts[method])
-            maps[method] = (result.map, result.seconds)
-            if i < sanity_n:
-                other = explain(random_model, item.image, method, item.predicted, **method_opts[method])
-                sanity[method].append(rank_correlation(result.map, other.map))
-        for name, (_, make) in REFERENCE_MAPS.items():
-            start = time.perf_counter()
-            maps[name] = (make(card.image_size, seed + i), time.perf_counter() - start)
-        for name, (saliency, seconds) in maps.items():
-            scores = evaluate_map(model, item.image, saliency, item.predicted, seed=seed + i, **metric_opts)
-            rows[name].append({**{k: v.value for k, v in scores.items()},
-                               **{f"{k}_saturated": True for k, v in scores.items() if v.saturated},
-                               "seconds": seconds})
-        if progress:
-            progress(i + 1, len(images))
+    rows, sanity = _score_images(model, card, images, method_opts, metric_opts, seed, sanity_n, progress)
     labels = [item.label for item in images]
-    composition = {
-        name: {"correct": sum(1 for it in images if it.label == k and it.predicted == k),
-               "wrong": sum(1 for it in images if it.label == k and it.predicted != k)}
-        for k, name in enumerate(card.class_names)}
     summary = {m: _summarise(rows[m], labels, card.class_names, "method", get_spec(m).label, sanity[m])
                for m in methods}
     summary.update({name: _summarise(rows[name], labels, card.class_names, "baseline", label, None)
                     for name, (label, _) in REFERENCE_MAPS.items()})
     return {
+        "schema_version": SCHEMA_VERSION,
         "model": card.name,
         "n_images": len(images),
         "seed": seed,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "",
-        "settings": {
-            "quick": quick,
-            "explained_class": "predicted class",
-            "metric_options": metric_opts,
-            "method_options": {m: {k: (f"array{v.shape}" if isinstance(v, np.ndarray) else v)
-                                   for k, v in {**get_spec(m).default_options, **o}.items()}
-                               for m, o in method_opts.items()},
-            "baselines": {"deletion": f"pixels set to {metric_opts['deletion_baseline']}",
-                          "insertion": f"pixels restored into a {metric_opts['insertion_baseline']} copy",
-                          "faithfulness": f"patches set to {metric_opts['faithfulness_baseline']}",
-                          "reference_maps": {k: v[0] for k, v in REFERENCE_MAPS.items()}},
-            "sanity_n": min(sanity_n, len(images)),
-            "sanity": {"label": SANITY_LABEL, "higher_is_better": False, "description": SANITY_DESCRIPTION,
-                       "randomised": "head + top 8 weighted backbone layers re-initialised (seeded)"},
-            "sample": {"split": "Testing", "wrong_fraction_target": wrong_fraction, "per_class": composition,
-                       "labels": {k: class_label(k) for k in card.class_names}},
-            "images": [it.relpath for it in images],
-        },
+        "settings": _settings(card, images, quick, metric_opts, method_opts, sanity_n, wrong_fraction),
         "metrics": {name: {"label": s.label, "higher_is_better": s.higher_is_better, "description": s.description}
                     for name, s in METRICS.items()},
         "methods": summary,
     }
 
 
-def save_results(model_dir: str | Path, results: dict[str, Any]) -> Path:
-    """Write xai_eval.json atomically (the metrics page may read it at any moment)."""
-    return atomic_write_text(Path(model_dir) / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+def save_results(model_dir: str | Path, results: dict[str, Any] | XaiEvaluation) -> Path:
+    """Write xai_eval.json atomically (the metrics page may read it at any moment); a dict is checked first by
+    reading it as the typed document, so what is written is what the page can read."""
+    document = results if isinstance(results, XaiEvaluation) else XaiEvaluation.from_json(results)
+    return atomic_write_text(Path(model_dir) / RESULTS_FILE, json.dumps(document.to_json(), indent=2) + "\n")
 
 
-def load_results(model_dir: str | Path) -> dict[str, Any] | None:
+def load_results(model_dir: str | Path) -> XaiEvaluation | None:
     """The saved evaluation of a model folder, or None when it has not been run."""
     path = Path(model_dir) / RESULTS_FILE
     if not path.is_file():
         return None
     try:
-        results = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ExplainError(f"{path} is not valid JSON ({exc}); rerun `python -m core xai-eval`") from exc
     except OSError as exc:
         raise ExplainError(f"{path} cannot be read ({exc.strerror or exc})") from exc
-    methods = results.get("methods") if isinstance(results, dict) else None
-    if not isinstance(methods, dict) or not all(isinstance(m, dict) for m in methods.values()):
-        raise ExplainError(f"{path} is not an XAI evaluation (no 'methods' table); rerun `python -m core xai-eval`")
-    return results
+    try:
+        return XaiEvaluation.from_json(raw)
+    except ExplainError as exc:
+        raise ExplainError(f"{path}: {exc}") from exc

@@ -34,6 +34,7 @@ from core.xai.metrics import (
     evaluate_map,
     localise_map,
 )
+from core.xai.results import LOCALISATION_SCHEMA, LocalisationRecord
 
 ROAD_METRICS = ("road_morf", "road_lerf")
 LOCALISATION_FILE = "xai_localisation.json"
@@ -216,6 +217,7 @@ def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIn
                                       checkpoint=checkpoint, deadline=deadline)
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
     return {
+        "schema_version": LOCALISATION_SCHEMA,
         "model": card.name,
         "split": split,
         "n_images": len(records),
@@ -243,17 +245,23 @@ def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIn
     }
 
 
-def save_localisation(model_dir: str | Path, results: dict[str, Any]) -> Path:
-    """Write `xai_localisation.json` into the model folder."""
-    return atomic_write_text(Path(model_dir) / LOCALISATION_FILE, json.dumps(results, indent=1, default=float) + "\n")
+def save_localisation(model_dir: str | Path, results: dict[str, Any] | LocalisationRecord) -> Path:
+    """Write `xai_localisation.json` into the model folder, checked first by reading it as the typed record."""
+    record = results if isinstance(results, LocalisationRecord) else LocalisationRecord.from_json(results)
+    return atomic_write_text(Path(model_dir) / LOCALISATION_FILE,
+                             json.dumps(record.to_json(), indent=1, default=float) + "\n")
 
 
-def load_localisation(model_dir: str | Path) -> dict[str, Any] | None:
+def load_localisation(model_dir: str | Path) -> LocalisationRecord | None:
     """The saved localisation evaluation of a model folder, or None."""
     path = Path(model_dir) / LOCALISATION_FILE
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        raw = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ExplainError(f"{path} is not valid JSON ({exc}); rerun `python -m core xai-eval --localisation`") from exc
+    try:
+        return LocalisationRecord.from_json(raw)
+    except ExplainError as exc:
+        raise ExplainError(f"{path}: {exc}") from exc

@@ -14,6 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from core.xai.explainers import EXPLAINERS
+
 
 def _as_uint8_rgb(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
@@ -95,10 +97,15 @@ def region_overlay(image_uint8: np.ndarray, weights_map: np.ndarray, alpha: floa
 
 
 def overlay_kind(explanation: Any) -> str:
-    """The overlay that suits the method: 'regions' for LIME, 'signed' (diverging) for signed maps, else 'heatmap'.
+    """The overlay that suits the method: its registry entry's display hint ('regions' for LIME, 'signed' for
+    SHAP, 'heatmap' for Score-CAM). A map of an unregistered method (a test's, a benchmark's reference) is drawn
+    by what it carries: regions when it has LIME's segments, signed when it is signed, else a heatmap.
 
     The one dispatcher: `overlay_for` draws by it and the app picks the matching legend by it.
     """
+    spec = EXPLAINERS.get(getattr(explanation, "method", ""))
+    if spec is not None:
+        return spec.overlay
     extras = getattr(explanation, "extras", {}) or {}
     if "segments" in extras and "signed_map" in extras:
         return "regions"

@@ -1,11 +1,14 @@
 """Explainers behind one interface: `explain(model, image, method)` -> Explanation.
 
 Adding a method = one module with a frozen `Options` dataclass and `run(model, image, class_index, options)`
-plus one entry in EXPLAINERS. Heavy libraries (shap, lime, skimage) are imported inside `run`.
+plus one entry in EXPLAINERS, which also says how its map is drawn and whether it takes background scans.
+Heavy libraries (shap, lime, skimage) are imported inside `run`.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +16,7 @@ import numpy as np
 from core.errors import ExplainError
 from core.model.inference import check_image
 from core.xai.explainers import lime_method, scorecam, shap_method
+from core.xai.explainers.background import load_background
 from core.xai.explainers.base import ExplainerSpec, Explanation, resolve_class
 from core.xai.options import as_dict
 
@@ -26,12 +30,14 @@ EXPLAINERS: dict[str, ExplainerSpec] = {
         "shap", "SHAP", True,
         "Signed pixel contributions (Shapley-value approximation) against background scans: red "
         "supports the class, blue contradicts it.",
-        shap_method.Options, shap_method.run, {"nsamples": shap_method.Options().batch_size}),
+        shap_method.Options, shap_method.run, {"nsamples": shap_method.Options().batch_size},
+        overlay="signed", background_option="background"),
     "lime": ExplainerSpec(
         "lime", "LIME", False,
         "Local surrogate: superpixels are hidden at random and a linear model learns which regions "
         "drive the class score. Region weights in [0, 1].",
-        lime_method.Options, lime_method.run, {"num_samples": lime_method.Options().batch_size}),
+        lime_method.Options, lime_method.run, {"num_samples": lime_method.Options().batch_size},
+        overlay="regions"),
 }
 
 
@@ -43,9 +49,30 @@ def get_spec(method: str) -> ExplainerSpec:
     return spec
 
 
-def _recordable(options: dict[str, Any]) -> dict[str, Any]:
-    """Options as plain values (arrays such as a SHAP background become a shape description)."""
-    return {k: (f"array{tuple(v.shape)}" if isinstance(v, np.ndarray) else v) for k, v in options.items()}
+def needs_background(methods: Iterable[str]) -> bool:
+    """Does any of the methods take background scans from the training data?"""
+    return any(get_spec(m).background_option for m in methods)
+
+
+def with_background(methods: Iterable[str], background: np.ndarray | None,
+                    options: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Per method its options (copied from `options`), with `background` added where the method takes one and
+    no background was given."""
+    out = {m: dict((options or {}).get(m, {})) for m in methods}
+    for method, values in out.items():
+        option = get_spec(method).background_option
+        if option and background is not None:
+            values.setdefault(option, background)
+    return out
+
+
+def folder_options(method: str, model_dir: str | Path | None, image_size: int) -> dict[str, Any]:
+    """Options a method takes from the model folder: its cached background scans, when it takes some and the
+    folder has them. The CLI, the evaluation, the batch worker and the app call this, so that a scan is
+    explained the same way everywhere."""
+    option = get_spec(method).background_option
+    background = load_background(model_dir, image_size) if option else None
+    return {} if background is None else {option: background}
 
 
 def explain(model: Any, image: np.ndarray, method: str, class_index: int | None = None,
@@ -64,7 +91,7 @@ def explain(model: Any, image: np.ndarray, method: str, class_index: int | None 
     start = time.perf_counter()
     heat, note, extras = spec.run(model, image, target, typed)
     seconds = time.perf_counter() - start
-    return Explanation(method, np.asarray(heat, np.float32), target, _recordable(as_dict(typed)), seconds,
+    return Explanation(method, np.asarray(heat, np.float32), target, spec.recorded(as_dict(typed)), seconds,
                        spec.signed, note, extras)
 
 
@@ -88,4 +115,5 @@ def warm_up(model: Any, methods: list[str] | None = None) -> dict[str, float]:
     return seconds
 
 
-__all__ = ["EXPLAINERS", "Explanation", "ExplainerSpec", "explain", "get_spec", "warm_up"]
+__all__ = ["EXPLAINERS", "Explanation", "ExplainerSpec", "explain", "folder_options", "get_spec", "needs_background",
+           "warm_up", "with_background"]

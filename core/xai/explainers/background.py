@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -61,17 +60,6 @@ def load_background(model_dir: str | Path | None, image_size: int) -> np.ndarray
         raise ExplainError(f"{path} holds images of shape {images.shape}, the model needs (N, {image_size}, "
                            f"{image_size}, 3); delete it to rebuild")
     return images
-
-
-def folder_options(method: str, model_dir: str | Path | None, image_size: int) -> dict[str, Any]:
-    """Options a method takes from the model folder: SHAP's cached background, when there is one.
-
-    The CLI, the evaluation and the app call this, so that a scan is explained the same way everywhere.
-    """
-    if method != "shap":
-        return {}
-    background = load_background(model_dir, image_size)
-    return {} if background is None else {"background": background}
 
 
 def ensure_background(model_dir: str | Path, data_root: str | Path, image_size: int, seed: int = 0,

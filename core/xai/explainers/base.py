@@ -41,9 +41,16 @@ class Explanation:
 RunFn = Callable[[Any, np.ndarray, int, Any], tuple[np.ndarray, str, dict[str, Any]]]
 
 
+OVERLAYS = ("heatmap", "signed", "regions")
+
+
 @dataclass(frozen=True)
 class ExplainerSpec:
-    """A registry entry: names for the UI, whether maps are signed, the options type and the function."""
+    """A registry entry: everything method-specific that callers need, so that none of them names a method.
+
+    `overlay` is the display hint (how the app and the report draw the map: a heatmap, a diverging signed map,
+    or LIME's regions); `background_option` names the option that takes background scans from the training
+    data ("" when the method needs none), which the model folder caches and the evaluations build."""
 
     name: str
     label: str
@@ -52,6 +59,12 @@ class ExplainerSpec:
     options_type: type
     run: RunFn
     warm_up_options: dict[str, Any] = field(default_factory=dict)  # cheap options that trace the same functions
+    overlay: str = "heatmap"
+    background_option: str = ""
+
+    def __post_init__(self) -> None:
+        if self.overlay not in OVERLAYS:
+            raise ValueError(f"overlay must be one of {OVERLAYS}, got {self.overlay!r}")
 
     @property
     def default_options(self) -> dict[str, Any]:
@@ -61,6 +74,12 @@ class ExplainerSpec:
     def options(self, values: dict[str, Any]) -> Any:
         """Validated options: defaults overridden by `values`."""
         return build(self.options_type, values, f"method '{self.name}'")
+
+    def recorded(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The options as saved with a result: defaults overridden by `values`, as plain values (an array such
+        as a SHAP background becomes a shape description, 'array(16, 128, 128, 3)')."""
+        merged = {**self.default_options, **values}
+        return {k: (f"array{tuple(v.shape)}" if isinstance(v, np.ndarray) else v) for k, v in merged.items()}
 
 
 def resolve_class(model: Any, image: np.ndarray, class_index: int | None) -> int:

@@ -7,16 +7,11 @@ the scan (option `hide`; lime's default is their mean intensity). The classifier
 not lime's default of 10. The map is the positive part of the per-superpixel weights scaled to [0, 1];
 the signed weights and the segmentation are kept in `extras` for the region overlay.
 
-Head-only superpixels and blurred hiding (defaults) were chosen on Training masks of the model's
-validation split (benchmarks/xai_select.py, 6 scans; energy inside the mask / hit / rank accuracy):
-all superpixels + mean hiding (lime's way, the old default) 0.019 / 0.17 / 0.00; head only + mean
-0.030 / 0.00 / 0.00; head only + blur 0.042 / 0.17 / 0.05. Hiding a superpixel by its own mean barely
-changes a bright tumour, so lime could not see that it matters; a blurred copy removes its texture.
-
-num_samples = 200 by measurement (benchmarks/xai.py --sweep, EfficientNetB0 @128, 3 test scans,
-2-core CPU): map stability across seeds (Spearman) 0.67 / 0.72 / 0.78 / 0.84 at 100 / 200 / 400 /
-1000 samples while insertion AUC stays flat (0.903 / 0.899 / 0.900 / 0.906); 200 is the largest
-count that keeps LIME >= 3x faster than lime's defaults (1000 samples in batches of 10).
+Head-only superpixels and blurred hiding (defaults) were chosen on Training masks of the model's validation
+split: hiding a superpixel by its own mean barely changes a bright tumour, so lime could not see that it
+matters; a blurred copy removes its texture. num_samples = 200: more samples make the map steadier across
+seeds without changing its faithfulness, and 200 keeps LIME at least 3x faster than lime's defaults. The
+measurements and the commands: docs/explanations.md, "How the explainers' defaults were chosen".
 """
 from __future__ import annotations
 
@@ -93,6 +88,8 @@ def _no_progress_bar(iterable: Iterable, *args: Any, **kwargs: Any) -> Iterable:
 
 
 def run(model: Any, image: np.ndarray, class_index: int, options: Options) -> tuple[np.ndarray, str, dict]:
+    """The LIME map of `class_index`: the positive superpixel weights of the surrogate scaled to [0, 1], a note
+    (regions, hiding, samples, the surrogate's R^2), and the signed weights and segments for the region overlay."""
     from lime import lime_image
 
     lime_image.tqdm = _no_progress_bar  # lime 0.2 always draws a tqdm bar on stderr; see _no_progress_bar

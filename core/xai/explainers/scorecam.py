@@ -8,16 +8,12 @@ image minus that of the all-zero image; "score" = the probability alone, as in t
 "softmax" = the paper's softmax over channels of those scores (the baseline cancels), which is
 what tf-keras-vis computes in effect. If the CIC map is empty after the ReLU (the model rates a
 black image higher than the masked ones) "cic" falls back to "score" and says so in the note.
-Defaults measured on the bundled EfficientNetB0 @128 (benchmarks/xai.py --sweep, 12 test scans):
-128 channels with cic: insertion AUC 0.855 against 0.846 for tf-keras-vis over all 1280 channels,
-at 0.68 s instead of 14.2 s; 256 / 512 channels gave 0.856 / 0.853 at 2x / 4x the time; cic beat
-score and softmax weighting on insertion AUC (0.855 / 0.854 / 0.850).
+Defaults: 128 channels with "cic" weighting (as good as every channel at a twentieth of the time).
 Layer (option `resolution`, default 4): the 128-px B0's last feature map is 4x4, too coarse to point at a
 0.7%-area pituitary tumour, so the default explains the last layer whose map is at least 4x as wide (found
-from the graph: 16x16 `block4a_expand_activation` on the bundled model; any backbone works). Chosen on
-Training masks of the model's validation split (benchmarks/xai_select.py, 6 scans, 2 per class; energy
-inside the mask / hit / rank accuracy): last map 0.029 / 0.00 / 0.11, 2x 0.047 / 0.17 / 0.11, 4x
-0.073 / 0.33 / 0.22; fusing (product or mean with the last map) was worse than 4x alone.
+from the graph: 16x16 `block4a_expand_activation` on the bundled model; any backbone works). Why these
+defaults, with the measurements and the commands that made them: docs/explanations.md, "How the
+explainers' defaults were chosen".
 CAM = ReLU(sum_k w_k A_k) at feature resolution, upsampled bilinearly
 and scaled to [0, 1]. `max_channels` > 0 keeps only the channels of highest spatial standard
 deviation (Faster Score-CAM, as in tf-keras-vis `max_N`); 0 uses every channel.
@@ -146,6 +142,8 @@ def _weights(model: Any, image: np.ndarray, class_index: int, scores: np.ndarray
 
 
 def run(model: Any, image: np.ndarray, class_index: int, options: Options) -> tuple[np.ndarray, str, dict]:
+    """The Score-CAM map of `class_index` in [0, 1] at input resolution (several layers fused by `fusion`), a
+    note naming each layer with its map size and weighting, and extras: the first layer's details and `layers`."""
     layers = tuple(target_layers(model, options.resolution, options.fusion))
     cams, notes, extras = [], [], {}
     for name in layers:

@@ -7,16 +7,12 @@ depthwise convolutions ("gradient registry has no entry for: shap_DepthwiseConv2
 differentiable models) and says why in the explanation note.
 
 nsamples = 100 in batches of 50 (shap's batch size; its default is 200 samples): with a given number of
-samples the map for the explained class is the reference's to the last bit (the same seeded draws), and the
-speed-up comes from explaining only that class where shap's defaults explain all four, and from half the
-samples. The summed per-pixel values are speckle (neighbouring pixels of a lesion get values of both signs), so
-the map is smoothed with a Gaussian of sigma 8 px at 224 px (option `smooth_sigma`, 0 = raw values). Both were
-chosen on Training masks of the model's validation split (`benchmarks/xai_select.py --n 30`, record
-benchmarks/results/xai_select.json; energy inside the mask / rank accuracy / seconds): raw 200 samples
-0.077 / 0.14 / 7.0 s, smoothed 4 px 0.100 / 0.22, 8 px 0.097 / 0.25; smoothed 8 px with 100 samples
-0.094 / 0.24 / 3.6 s and 50 samples 0.086 / 0.21 / 2.0 s. Stability (Spearman with a 200-sample map of another
-seed, both smoothed): 200 samples 0.837, 100 samples 0.812, 50 samples 0.755 - 100 samples keep the map and its
-localisation at half the time; 50 start to lose both.
+samples the map for the explained class is shap's own to the last bit (the same seeded draws); the speed-up
+comes from explaining only that class and from half the samples. The summed per-pixel values are speckle
+(neighbouring pixels of a lesion get values of both signs), so the map is smoothed with a Gaussian of sigma
+8 px at 224 px (option `smooth_sigma`, 0 = raw values). Both were chosen on Training masks of the model's
+validation split; the measurements and the command are in docs/explanations.md, "How the explainers'
+defaults were chosen".
 The per-class gradients shap would trace one by one (seconds each) share one traced function here
 (`class_gradients`); tests check the values against shap's own for every class.
 """
@@ -38,7 +34,7 @@ from core.model.inference import weak_call as _weak_call
 from core.xai.explainers.background import fallback_background
 from core.xai.options import int_at_least, one_of
 
-EXPLAINERS = ("auto", "deep", "gradient")
+SHAP_EXPLAINERS = ("auto", "deep", "gradient")  # shap's explainer classes this method can use
 
 
 @dataclass(frozen=True)
@@ -55,7 +51,7 @@ class Options:
     smooth_sigma: float = 8.0
 
     def __post_init__(self) -> None:
-        one_of("explainer", self.explainer, EXPLAINERS)
+        one_of("explainer", self.explainer, SHAP_EXPLAINERS)
         if isinstance(self.smooth_sigma, bool) or not isinstance(self.smooth_sigma, (int, float)) \
                 or not 0 <= self.smooth_sigma <= 50:
             raise ExplainError(f"option smooth_sigma must be a number in [0, 50], got {self.smooth_sigma!r}")
@@ -177,6 +173,8 @@ def smooth(values: np.ndarray, sigma_224: float) -> np.ndarray:
 
 
 def run(model: Any, image: np.ndarray, class_index: int, options: Options) -> tuple[np.ndarray, str, dict]:
+    """The signed SHAP map of `class_index` (per-pixel contributions summed over colour channels, smoothed by
+    `smooth_sigma`), a note naming the shap explainer and the background, and which explainer ran."""
     heat, note, extras = _run(model, image, class_index, options)
     if options.smooth_sigma > 0:
         heat = smooth(heat, float(options.smooth_sigma))

@@ -26,7 +26,9 @@ ComputeFn = Callable[[Any, np.ndarray, np.ndarray, int, int, Any], MetricResult]
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A registry entry: names, direction, description, the options type and the function."""
+    """A registry entry: names, direction, description, the options type and the function. `plain` says what
+    the metric measures in plain words and `term` is its technical name in running text; tables are headed by
+    both (`ui.presentation`)."""
 
     name: str
     label: str
@@ -34,6 +36,8 @@ class MetricSpec:
     description: str
     options_type: type
     compute: ComputeFn
+    plain: str = ""
+    term: str = ""
 
     @property
     def default_options(self) -> dict[str, Any]:
@@ -46,7 +50,8 @@ LocalisationFn = Callable[[np.ndarray, np.ndarray, Any], float]
 
 @dataclass(frozen=True)
 class LocalisationSpec:
-    """A localisation metric: map (H, W) and expert mask (H, W bool) in, one number out; no model needed."""
+    """A localisation metric: map (H, W) and expert mask (H, W bool) in, one number out; no model needed.
+    `plain` and `term` as for MetricSpec."""
 
     name: str
     label: str
@@ -55,6 +60,8 @@ class LocalisationSpec:
     options_type: type
     compute: LocalisationFn
     binary: bool = False  # a hit/miss per scan: summarised as a proportion with a Wilson interval
+    plain: str = ""
+    term: str = ""
 
     @property
     def default_options(self) -> dict[str, Any]:

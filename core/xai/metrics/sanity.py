@@ -48,6 +48,6 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman correlation of |a| and |b| (ranks with ties averaged); NaN if either is constant."""
     from scipy.stats import rankdata
 
-    from core.xai.metrics.faithfulness import pearson
+    from core.xai.metrics.faithfulness.correlation import pearson
 
     return pearson(rankdata(np.abs(a).ravel()), rankdata(np.abs(b).ravel()))

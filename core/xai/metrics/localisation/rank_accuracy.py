@@ -16,6 +16,7 @@ class Options:
 
 
 def compute(saliency_map: np.ndarray, mask: np.ndarray, options: Any = None) -> float:
+    """Share of the K = mask-size highest-ranked pixels inside the mask; NaN for an empty mask."""
     mask = np.asarray(mask, bool).ravel()
     k = int(mask.sum())
     if k == 0:

@@ -7,6 +7,7 @@ growing share of pixels (in that order) is switched from one image to another, i
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -15,6 +16,7 @@ import numpy as np
 from core.errors import ExplainError
 from core.model.inference import predict_proba
 from core.xai.metrics.base import MetricResult
+from core.xai.options import in_open_interval, int_at_least
 
 Baseline = Callable[[np.ndarray], np.ndarray]
 RISE_SIGMA_AT_224 = 5.0
@@ -38,6 +40,24 @@ def get_baseline(name: str) -> Baseline:
     if name not in BASELINES:
         raise ExplainError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
     return BASELINES[name]
+
+
+@dataclass(frozen=True)
+class CurveOptions:
+    """Options of a deletion or insertion curve. steps: points of the curve minus one; baseline: black or blur;
+    batch_size: images per forward call; saturation_ratio: baseline/scan probability ratio from which the curve
+    is reported as saturated."""
+
+    steps: int = 20
+    baseline: str = "black"
+    batch_size: int = 64
+    saturation_ratio: float = 0.9
+
+    def __post_init__(self) -> None:
+        int_at_least("steps", self.steps)
+        in_open_interval("saturation_ratio", self.saturation_ratio, 0.0, 1.0 + 1e-9)
+        get_baseline(self.baseline)
+        int_at_least("batch_size", self.batch_size)
 
 
 def reveal(background: np.ndarray, foreground: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -76,7 +96,7 @@ def curve(model: Any, start: np.ndarray, end: np.ndarray, order: np.ndarray, cla
 
 
 def curve_metric(model: Any, start: np.ndarray, end: np.ndarray, saliency_map: np.ndarray, class_index: int,
-                 options: Any, higher_is_better: bool) -> MetricResult:
+                 options: CurveOptions, higher_is_better: bool) -> MetricResult:
     """Deletion/insertion: the AUC of `curve` in attribution order, as a MetricResult with its curve."""
     fractions, probs = curve(model, start, end, pixel_order(saliency_map), class_index,
                              options.steps, options.batch_size)

@@ -14,26 +14,26 @@ import numpy as np
 
 from core.model.inference import predict_proba
 from core.xai.metrics.base import MetricResult
-from core.xai.metrics.perturbation import get_baseline, reveal
+from core.xai.metrics.faithfulness.perturbation import get_baseline, reveal
 from core.xai.options import in_open_interval, int_at_least
 
 
 @dataclass(frozen=True)
 class Options:
     """n_subsets: random patch sets; subset_fraction: share of patches per set; grid: patches per side;
-    faithfulness_baseline: black or blur; batch_size: images per forward call."""
+    baseline: black or blur; batch_size: images per forward call."""
 
     n_subsets: int = 50
     subset_fraction: float = 0.1
     grid: int = 16
-    faithfulness_baseline: str = "black"
+    baseline: str = "black"
     batch_size: int = 64
 
     def __post_init__(self) -> None:
         int_at_least("n_subsets", self.n_subsets, 3)
         in_open_interval("subset_fraction", self.subset_fraction, 0.0, 1.0)
         int_at_least("grid", self.grid, 2)
-        get_baseline(self.faithfulness_baseline)
+        get_baseline(self.baseline)
         int_at_least("batch_size", self.batch_size)
 
 
@@ -52,13 +52,15 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 def compute(model: Any, image: np.ndarray, saliency_map: np.ndarray, class_index: int, seed: int,
             options: Options) -> MetricResult:
+    """Pearson correlation of the attribution in `n_subsets` seeded patch sets with the probability drop their
+    removal causes (no curve)."""
     grid, n_subsets, fraction = options.grid, options.n_subsets, float(options.subset_fraction)
     labels = patch_labels(image.shape[0], grid)
     per_patch = np.bincount(labels.ravel(), weights=saliency_map.ravel(), minlength=grid * grid)
     k = max(1, int(round(fraction * grid * grid)))
     rng = np.random.default_rng(seed)
     subsets = [rng.choice(grid * grid, size=k, replace=False) for _ in range(n_subsets)]
-    baseline = get_baseline(options.faithfulness_baseline)(image)
+    baseline = get_baseline(options.baseline)(image)
     frames = [reveal(image, baseline, np.isin(labels, s)) for s in subsets]
     probs = predict_proba(model, np.stack([image] + frames), options.batch_size)[:, class_index]
     drops = probs[0] - probs[1:]

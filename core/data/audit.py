@@ -1,4 +1,4 @@
-"""Leakage check: group every scan with its copies, so no source slice is on both sides of a split.
+"""Leakage audit: group every scan with its copies, so no source slice is on both sides of a split.
 
 Two scans are copies of one source slice when any of these holds:
 - **exact**: the files are byte-identical (MD5);
@@ -96,7 +96,7 @@ def default_masks_index(data_root: str | Path) -> Path | None:
 
 
 @dataclass
-class LeakageReport:
+class AuditReport:
     """Which test scans have a copy in Training, and the source groups of every scan."""
 
     class_names: list[str]
@@ -156,8 +156,8 @@ def _near_pairs(thumbs: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
 
 
-def check_leakage(index: DatasetIndex, threshold: float = NEAR_THRESHOLD, masks_index: str | Path | None = "auto",
-          progress: Callable[[int, int], None] | None = None) -> LeakageReport:
+def audit(index: DatasetIndex, threshold: float = NEAR_THRESHOLD, masks_index: str | Path | None = "auto",
+          progress: Callable[[int, int], None] | None = None) -> AuditReport:
     """Group every scan of Training and Testing with its copies; find the test scans with a training copy.
 
     `masks_index`: the masks' index.csv (or its folder) for source ids; "auto" looks beside the data, None skips.
@@ -210,11 +210,11 @@ def check_leakage(index: DatasetIndex, threshold: float = NEAR_THRESHOLD, masks_
     groups = {s.relpath: int(g) for s, g in zip(everything, labels)}
     train_groups = set(labels[:n_train].tolist())
     unseen = {s.relpath for s, g in zip(test, labels[n_train:]) if g not in train_groups}
-    return LeakageReport(index.class_names, test, exact, near, threshold, groups, unseen, counts)
+    return AuditReport(index.class_names, test, exact, near, threshold, groups, unseen, counts)
 
 
-def write_leakage_report(report: LeakageReport, out_dir: Path) -> Path:
-    """Write the unseen and leakage-free lists (one relative path per line) and the report as JSON; returns the
+def write_report(report: AuditReport, out_dir: Path) -> Path:
+    """Write the unseen and leakage-free lists (one relative path per line) and the audit as JSON; returns the
     leakage-free list's path (the unseen list is beside it, UNSEEN_FILE)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / UNSEEN_FILE).write_text("".join(s.relpath + "\n" for s in report.unseen_test()))

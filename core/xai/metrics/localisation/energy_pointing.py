@@ -19,6 +19,7 @@ class Options:
 
 
 def compute(saliency_map: np.ndarray, mask: np.ndarray, options: Any = None) -> float:
+    """Share of the map's positive mass inside the mask; NaN when the map has none."""
     positive = positive_part(saliency_map)
     total = positive.sum()
     return float(positive[np.asarray(mask, bool)].sum() / total) if total > 0 else float("nan")

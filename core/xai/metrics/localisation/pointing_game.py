@@ -48,6 +48,7 @@ def peak(saliency_map: np.ndarray) -> tuple[int, int] | None:
 
 
 def compute(saliency_map: np.ndarray, mask: np.ndarray, options: Options | None = None) -> float:
+    """1.0 when the map's peak lies in the dilated mask, else 0.0; NaN when the map has no positive value."""
     options = options or Options()
     where = peak(saliency_map)
     if where is None:

@@ -1,0 +1,1 @@
+"""Localisation metrics: does the map point at the expert's tumour mask? Map and mask in, no model needed."""
