@@ -23,7 +23,7 @@ PAGES = [
     st.Page("pages/classify.py", title="Classify", icon=":material/radiology:", default=True, url_path="scan"),
     st.Page("pages/explain.py", title="Explain", icon=":material/visibility:", url_path="explanations"),
     st.Page("pages/metrics.py", title="Model metrics", icon=":material/monitoring:", url_path="model-metrics"),
-    st.Page("pages/audit.py", title="Audit trail", icon=":material/history:", url_path="audit-trail"),
+    st.Page("pages/audit_trail.py", title="Audit trail", icon=":material/history:", url_path="audit-trail"),
     st.Page("pages/pacs.py", title="PACS", icon=":material/dns:", url_path="pacs-worklist"),
 ]
 

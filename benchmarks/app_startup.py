@@ -162,8 +162,8 @@ def in_process_timings(model_dir: Path, samples: list[Path]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from core.model.catalog import sample_scans
     from core.model.factory import default_model_dir
-    from core.training.registry import sample_scans
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.app_startup", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -9,8 +9,8 @@ from core.errors import BrainScanError
 from core.io.images import FORMATS_TEXT
 from core.model.assessment import Assessment
 from core.model.card import CLASS_DESCRIPTIONS, class_label
+from core.model.catalog import sample_class
 from core.model.limits import headline_limit
-from core.training.registry import sample_class
 from ui import state
 from ui.case import (
     audit,

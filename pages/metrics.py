@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.training.registry import history_for, key_numbers
+from core.model.catalog import key_numbers
+from core.training.registry import history_for
 from core.xai.evaluation import load_results
 from core.xai.localisation import load_localisation
 from core.xai.metrics import SANITY_DESCRIPTION, SANITY_LABEL

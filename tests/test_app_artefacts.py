@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.errors import ExplainError
 from core.model.card import load_card
-from core.training.registry import sample_scans
+from core.model.catalog import sample_scans
 from core.xai.evaluation import RESULTS_FILE
 from core.xai.explainers.background import BACKGROUND_FILE
 from tests.test_app_pages import _app, _overlay_labels, app_env, evaluated_model  # noqa: F401 (fixtures)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
+from core.model.catalog import sample_scans
 from core.model.inference import classify
 from core.store.audit import AuditStore
-from core.training.registry import sample_scans
 from tests.dicom_builder import mr_slice
 from tests.test_app_pages import REPO, _app, app_env  # noqa: F401 (fixture)
 from ui import state
@@ -169,7 +169,7 @@ def test_series_feedback_report_and_audit(app_env, tiny_model):
     assert feedback.result["correct_class"] == "meningioma"
     assert all("IM0" not in str(r.to_row()) for r in records)
 
-    at.switch_page("pages/audit.py").run()
+    at.switch_page("pages/audit_trail.py").run()
     assert not at.exception, at.exception
     assert len(at.dataframe[0].value) == len(records)
     at.switch_page("pages/metrics.py").run()

@@ -11,7 +11,8 @@ from core.model.assessment import Assessment
 from core.model.card import load_card
 from core.model.card_records import EvaluationRecord, SplitResult
 from core.training import run_files as rf
-from core.training.registry import history_for, key_numbers, list_models, model_mtime, sample_scans
+from core.model.catalog import key_numbers, model_mtime, sample_scans
+from core.training.registry import history_for, list_models
 from core.xai.results import XaiEvaluation
 from ui import figures, presentation
 from ui.reference import SPEC_RESULTS
@@ -221,7 +222,7 @@ def test_scan_metrics_and_comparison_frames(tiny_model_dir):
 
 
 def test_sample_class_from_file_name():
-    from core.training.registry import sample_class
+    from core.model.catalog import sample_class
 
     assert sample_class(Path("Te-gl_0014.jpg")) == "glioma"
     assert sample_class(Path("Te-no_0229.jpg")) == "notumor"

@@ -9,9 +9,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.model.card import load_card
+from core.model.catalog import sample_class, sample_scans
 from core.model.inference import classify
 from core.training import run_files as rf
-from core.training.registry import sample_class, sample_scans
 from core.xai.evaluation import save_results
 from ui import state
 from ui.presentation import XAI_COLUMNS, format_probability, scan_labels

@@ -11,7 +11,7 @@ import io
 from pypdf import PdfReader
 
 from core.io.images import read_image
-from core.training.registry import sample_scans
+from core.model.catalog import sample_scans
 from tests.dicom_builder import mr_slice
 from tests.streamlit_server import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, REPO, server  # noqa: F401 (server: fixture)
 from tests.test_app_pages import evaluated_model  # noqa: F401 (fixture)

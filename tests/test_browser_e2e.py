@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from core.model.catalog import sample_scans
 from core.model.inference import classify
-from core.training.registry import sample_scans
 from tests.streamlit_server import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, REPO, server  # noqa: F401 (server: fixture)
 from tests.test_app_pages import evaluated_model  # noqa: F401 (fixture)
 from ui.presentation import format_probability

@@ -12,13 +12,13 @@ from pypdf import PdfReader
 
 from core.cli import main
 from core.io.images import read_image
+from core.model.catalog import sample_scans
 from core.report.case import make_case_report, parse_methods
 from core.report.legend import legend_strip, overlay_with_legend
 from core.report.model_info import model_info
 from core.report.pdf import DISCLAIMER
 from core.store.audit import AuditStore
 from core.store.cases import sha256_bytes, sha256_file
-from core.training.registry import sample_scans
 from tests.dicom_builder import mr_slice
 from ui.presentation import format_probability
 

@@ -14,7 +14,7 @@ from core.errors import CaseError
 from core.io.images import load_for_model, read_image
 from core.io.series import expand_archives, header_of, load_series
 from core.model.inference import classify
-from core.model.series import classify_series, no_tumour_class
+from core.model.series_assessment import classify_series, no_tumour_class
 from tests.dicom_builder import mr_multiframe, mr_slice
 
 

@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from core.data.masks import default_masks_dir
+from core.model.catalog import sample_scans
 from core.training.launcher import default_data_dir
-from core.training.registry import sample_scans
 from tests.test_app_pages import _app, app_env  # noqa: F401  (fixture)
 from ui import state
 

@@ -13,16 +13,16 @@ from typing import Any
 import streamlit as st
 
 from core.errors import AuditError, BrainScanError, CaseError
-from core.io.series import expand_archives, header_of, is_dicom, load_series, series_files
+from core.io.series import expand_archives, is_dicom, load_series, series_files
 from core.model.assessment import Assessment
 from core.model.card import ModelCard
-from core.model.series import SeriesResult, classify_series
+from core.model.series_assessment import SeriesResult, classify_series
 from core.report.model_info import ModelInfo, model_info
 from core.store.audit import AuditStore
 from core.store.cases import new_case_id, sha256_bytes, validate_case_id
 from ui import state
-from ui.presentation import scan_labels
-from ui.services import choose_scan, set_scans, show_file_names, trust_for
+from ui.presentation import content_hash, scan_labels
+from ui.services import choose_scan, decoded_scan, labels, set_scans, show_file_names, trust_for
 
 
 def session_id() -> str:
@@ -127,6 +127,20 @@ def _deidentified(text: str, labels: dict[str, str]) -> str:
     return text
 
 
+def _single_headers(files: dict[str, bytes]) -> dict[str, dict[str, str]]:
+    """The technical headers of the DICOM files among single scans, from the one decode that the assessment and
+    the pictures use too (`decoded_scan`, under the label the pages show)."""
+    shown = labels()
+    headers = {}
+    for name, data in files.items():
+        if is_dicom(data):
+            try:
+                headers[name] = dict(decoded_scan(content_hash(data), data, shown[name]).header)
+            except BrainScanError:
+                pass  # the classification shows why the file cannot be read
+    return headers
+
+
 def take_uploads(files: dict[str, bytes]) -> None:
     """Replace the case's scans with an upload: a DICOM series (`core.io.series.series_files`: several DICOMs, a
     multi-frame file, a zip of them) becomes its ordered slices; every other file is a scan of its own. A series
@@ -156,13 +170,9 @@ def take_uploads(files: dict[str, bytes]) -> None:
         headers = {s.label: series.header for s in series.slices}
     else:
         files = singles
-        for name, data in files.items():
-            if is_dicom(data):
-                try:
-                    headers[name] = header_of(data, name)
-                except BrainScanError:
-                    pass  # the classification shows why the file cannot be read
     set_scans(files)
+    if series is None:
+        headers = _single_headers(files)
     if series is not None:
         choose_scan(None)  # the series view then shows its most suspicious slice first
     if not show_file_names():  # a reason quotes the file's name: name it as the rest of the page does

@@ -11,7 +11,7 @@ import streamlit as st
 from core.errors import BrainScanError
 from core.model.assessment import Assessment
 from core.model.card import ModelCard, class_label
-from core.model.series import SeriesResult
+from core.model.series_assessment import SeriesResult
 from core.report import REPORT_MAX_SCANS, TOP_SLICES
 from core.store.audit import EVENTS, app_version, records_csv
 from core.store.feedback import agreement_by_class, disagreements, record_feedback

@@ -13,14 +13,16 @@ import numpy as np
 import streamlit as st
 
 from core.errors import BrainScanError
-from core.io.images import load_for_model, read_image
+from core.io.images import preprocess
+from core.io.scan import Scan, decode_scan
 from core.model.assessment import Assessment
 from core.model.card import ModelCard
+from core.model.catalog import ModelEntry, sample_scans
 from core.model.factory import default_model_dir, load_model
 from core.model.inference import classify, predict_proba
 from core.model.trust import Trust, load_trust
 from core.training.launcher import runs_root
-from core.training.registry import ModelEntry, list_models, sample_scans
+from core.training.registry import list_models
 from ui import state
 from ui.presentation import fit_for_display, scan_labels
 
@@ -99,6 +101,15 @@ def trust_for(path: str, key: str, class_names: tuple[str, ...]) -> Trust | None
     return load_trust(path, list(class_names))
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def decoded_scan(scan_hash: str, _data: bytes, name: str) -> Scan:
+    """The file decoded once (`core.io.scan.Scan`: pixels, DICOM Modality and technical header) for the gate, the
+    assessment, the pictures and the DICOM panel. Keyed by content and by the name it is shown under (the
+    decoder's messages quote it); few entries, because it holds full-resolution pixels and is only read until
+    the results below are cached."""
+    return decode_scan(_data, name)
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
 def assess_cached(model_key: str, scan_hash: str, _entry: ModelEntry, _model: Any, _card: ModelCard, data: bytes,
                   name: str) -> Assessment:
@@ -106,20 +117,20 @@ def assess_cached(model_key: str, scan_hash: str, _entry: ModelEntry, _model: An
     content: every page shows this (the CLI's `predict` path). A folder without trust.json says it is not
     calibrated."""
     trust = trust_for(str(_entry.path), _entry.key, tuple(_card.class_names))
-    return classify(_model, _card, data, name, trust=trust)
+    return classify(_model, _card, decoded_scan(scan_hash, data, name), trust=trust)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def model_input(scan_hash: str, image_size: int, data: bytes, name: str, crop: str = "none") -> np.ndarray:
     """The scan as the model sees it: float32 (S, S, 3) in 0-255."""
-    return load_for_model(data, image_size, name, crop)
+    return preprocess(decoded_scan(scan_hash, data, name).rgb, image_size, crop)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def display_image(scan_hash: str, data: bytes, name: str) -> np.ndarray:
     """The scan for display (RGB uint8), shrunk to at most DISPLAY_SIDE pixels before it is cached: the cache
     holds up to 64 scans, and full-resolution ones would keep hundreds of megabytes of server memory."""
-    return fit_for_display(read_image(data, name), DISPLAY_SIDE)
+    return fit_for_display(decoded_scan(scan_hash, data, name).rgb, DISPLAY_SIDE)
 
 
 @st.cache_data(max_entries=128, show_spinner=False)

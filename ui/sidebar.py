@@ -7,10 +7,11 @@ from typing import Any
 import streamlit as st
 
 from core.errors import BrainScanError
+from core.model.catalog import key_numbers
 from core.model.factory import BACKBONES
 from core.training import launcher
 from core.training.loop import TrainConfig
-from core.training.registry import history_for, key_numbers
+from core.training.registry import history_for
 from ui import state
 from ui.figures import training_curves
 from ui.presentation import format_seconds, key_numbers_text

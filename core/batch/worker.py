@@ -1,7 +1,7 @@
 """Scoring one work item with a model loaded once per process: the same functions as `predict` and `explain`.
 
 An image goes through `core.model.inference.classify`; a series through `load_series` and
-`core.model.series.classify_series` (its row carries the most suspicious slice's assessment and the series'
+`core.model.series_assessment.classify_series` (its row carries the most suspicious slice's assessment and the series'
 answer). With methods, the scan (the series' top slice) is explained for its most probable class and each
 map's summary numbers and overlay PNG are returned. A user-caused error (undecodable file, mixed series)
 becomes an error row; anything else is a bug and propagates.
@@ -18,10 +18,11 @@ import numpy as np
 from core.batch.inputs import WorkItem
 from core.batch.rows import MAP_STATS, error_record, record_from_assessment
 from core.errors import BrainScanError
-from core.io.images import preprocess, read_image
+from core.io.images import preprocess
+from core.io.scan import decode_scan
 from core.io.series import load_series
 from core.model.inference import classify
-from core.model.series import classify_series
+from core.model.series_assessment import classify_series
 
 
 def engine_name() -> str:
@@ -81,9 +82,10 @@ class Scorer:
             if item.kind == "series":
                 record, rgb = self._series(item)
             else:
-                assessment = classify(self.model, self.card, item.blobs[0], name=item.key, trust=self.trust)
+                scan = decode_scan(item.blobs[0], item.key)  # once: the gate and the overlays read it
+                assessment = classify(self.model, self.card, scan, trust=self.trust)
                 record = record_from_assessment(assessment)
-                rgb = None if assessment.refused else read_image(item.blobs[0], item.key)
+                rgb = None if assessment.refused else scan.rgb
         except BrainScanError as exc:
             record, rgb = error_record(item.key, item.kind, item.sha256, exc), None
         record.update({"key": item.key, "kind": item.kind, "sha256": item.sha256,

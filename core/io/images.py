@@ -23,6 +23,7 @@ import stat
 import struct
 import warnings
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,7 +47,7 @@ warnings.filterwarnings("ignore", message="Corrupt EXIF data", module="PIL")
 logging.getLogger("tifffile").setLevel(logging.ERROR)
 
 
-def _is_dicom(data: bytes, name: str) -> bool:
+def is_dicom_file(data: bytes, name: str) -> bool:
     """DICOM by its magic bytes; by the extension only when the content is no known image format."""
     if data[128:132] == b"DICM":
         return True
@@ -206,7 +207,7 @@ def dicom_modality(source: str | Path | bytes) -> str | None:
     DICOM or has no Modality. Lets the input gate refuse a CT or X-ray before any pixel is decoded."""
     name = str(source) if isinstance(source, (str, Path)) else ""
     data = _head_bytes(source, 132) if isinstance(source, (str, Path)) else bytes(source)
-    if not data or not _is_dicom(data, name):
+    if not data or not is_dicom_file(data, name):
         return None
     import pydicom
 
@@ -223,36 +224,33 @@ def non_finite_fraction(source: str | Path | bytes) -> float:
     """Share of NaN/inf values in a float TIFF's raw pixels (0 for integer images and unreadable files).
 
     The decoder maps any image to uint8 by its own range, which silently turns NaN into a picture; the input
-    gate asks this first.
+    gate asks this (`core.io.scan.Scan.non_finite_share` carries it from the one decode of an upload).
     """
-    tiff = (b"II*\x00", b"MM\x00*")
-    if isinstance(source, (str, Path)):
-        if _head_bytes(source, 4) not in tiff:
+    try:
+        data, name = read_bytes(source)
+        if is_dicom_file(data, name):
             return 0.0
-        try:
-            data = _read_file(Path(source), str(source))
-        except ImageDecodeError:
-            return 0.0
-    else:
-        data = bytes(source)
-    if not data or data[:4] not in tiff:
-        return 0.0  # of the supported formats only TIFF stores float pixels (JPEG/PNG/BMP/WebP are integer; DICOM too)
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if array is None or array.dtype.kind != "f":
+        return decode_raster(data, name)[1]
+    except ImageDecodeError:
         return 0.0
-    return float(1.0 - np.isfinite(array).mean())
 
 
-def _decode_dicom(data: bytes, name: str) -> np.ndarray:
+def read_dicom(data: bytes, name: str) -> Any:
+    """The pydicom dataset of a DICOM file's bytes (pixels not yet decoded), or ImageDecodeError."""
     try:
         import pydicom
     except ImportError as exc:  # pragma: no cover - pydicom is a listed requirement
         raise ImageDecodeError(f"{name}: DICOM support needs pydicom ({exc})") from exc
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        return pydicom.dcmread(io.BytesIO(data), force=True)
     except Exception as exc:  # pydicom raises many types for corrupt files
         raise ImageDecodeError(f"{name}: not a readable DICOM file ({type(exc).__name__}: {_first_line(exc)})") from exc
-    dicom_pixel_budget(ds, name)  # the budget, before any pixel is decoded
+
+
+def dicom_pixels(ds: Any, name: str) -> np.ndarray:
+    """RGB uint8 pixels of a DICOM dataset (the middle frame of a multi-frame one): modality LUT, VOI window,
+    MONOCHROME1 inverted; the header's pixel budget is checked before any pixel is decoded."""
+    dicom_pixel_budget(ds, name)
     try:
         pixels = ds.pixel_array
         photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
@@ -353,10 +351,9 @@ def _read_file(path: Path, name: str) -> bytes:
     return data
 
 
-def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
-    """Decode a JPEG/PNG/BMP/TIFF/WebP/DICOM file (path or bytes) to an RGB uint8 array (H, W, 3).
-
-    Bounded (see the module docstring): any file that cannot be decoded safely raises ImageDecodeError."""
+def read_bytes(source: str | Path | bytes, name: str | None = None) -> tuple[bytes, str]:
+    """(bytes, name) of a file (path or bytes) within MAX_FILE_BYTES and not empty, or ImageDecodeError; the name
+    (the path, else "upload") is what every decoding message quotes."""
     if isinstance(source, (str, Path)):
         name = name or str(source)
         data = _read_file(Path(source), name)
@@ -367,21 +364,36 @@ def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
             raise ImageDecodeError(f"{name}: the file is over the limit of {MAX_FILE_BYTES // 2**20} MB")
     if not data:
         raise ImageDecodeError(f"{name}: the file is empty")
-    if _is_dicom(data, name):
-        return _decode_dicom(data, name)
+    return data, name
+
+
+def decode_raster(data: bytes, name: str) -> tuple[np.ndarray, float]:
+    """RGB uint8 pixels of a JPEG/PNG/BMP/TIFF/WebP file's bytes and the share of NaN/inf values among its raw
+    pixels (only float TIFFs can hold them), from one decode."""
     if _probe(data, name) in PILLOW_DECODES:
-        return _as_rgb(_decode_pillow(data, name), name)
+        return _as_rgb(_decode_pillow(data, name), name), 0.0
     try:
         array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
         raise ImageDecodeError(f"{name}: cannot decode the image ({_first_line(exc)})") from exc
     if array is None:
         raise ImageDecodeError(f"{name}: not a readable image: corrupt or truncated ({_SUPPORTED})")
+    share = float(1.0 - np.isfinite(array).mean()) if array.dtype.kind == "f" else 0.0
     if array.ndim == 3 and array.shape[2] == 3:
         array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
     elif array.ndim == 3 and array.shape[2] == 4:
         array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
-    return _as_rgb(array, name)
+    return _as_rgb(array, name), share
+
+
+def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
+    """Decode a JPEG/PNG/BMP/TIFF/WebP/DICOM file (path or bytes) to an RGB uint8 array (H, W, 3).
+
+    Bounded (see the module docstring): any file that cannot be decoded safely raises ImageDecodeError."""
+    data, name = read_bytes(source, name)
+    if is_dicom_file(data, name):
+        return dicom_pixels(read_dicom(data, name), name)
+    return decode_raster(data, name)[0]
 
 
 CROPS = ("none", "head")

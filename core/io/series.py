@@ -113,15 +113,31 @@ def technical_header(ds: Any) -> dict[str, str]:
         if value is None or value == "":
             continue
         if keyword == "PixelSpacing":
-            value = " × ".join(f"{float(v):g}" for v in value)
+            value = _spacing(value)
         out[label] = str(value)
     plane = _plane(_orientation(ds))
     if plane:
         out["Plane"] = plane
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = _frames(ds)
     if frames > 1:
         out["Frames"] = str(frames)
     return out
+
+
+def _spacing(value: Any) -> str:
+    """PixelSpacing as 'row × column' (as written when its values are not numbers)."""
+    try:
+        return " × ".join(f"{float(v):g}" for v in value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _frames(ds: Any) -> int:
+    """NumberOfFrames (1 when absent or not a number: the decoder reports a malformed header itself)."""
+    try:
+        return int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return 1
 
 
 def header_of(data: bytes, name: str = "upload") -> dict[str, str]:

@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ExplainError, ImageDecodeError
-from core.io.images import dicom_modality, non_finite_fraction, preprocess, read_image
+from core.errors import ExplainError
+from core.io.images import preprocess
+from core.io.scan import Scan, decode_scan
 from core.model.assessment import Assessment
 from core.model.card import ModelCard
-from core.model.gate import Refusal, check_metadata, check_pixels
+from core.model.gate import Refusal, check_pixels, check_scan
 from core.model.gate.scores import image_statistics
 from core.model.trust import Trust
 
@@ -163,26 +164,22 @@ def _refused(card: ModelCard, name: str, refusal: Refusal, decoded: bool) -> Ass
                       decoded=decoded, model=card.name)
 
 
-def classify(model: Any, card: ModelCard, source: str | Path | bytes, name: str | None = None,
+def classify(model: Any, card: ModelCard, source: str | Path | bytes | Scan, name: str | None = None,
              trust: Trust | None = None) -> Assessment:
-    """Decode, gate, preprocess and classify one file (path or bytes): the one function that turns a file into
-    the `Assessment` every surface shows.
+    """Gate, preprocess and classify one scan: the one function that turns a file into the `Assessment` every
+    surface shows. `source` is a `core.io.scan.Scan` decoded once by the caller, or a path or bytes decoded here
+    (under `name`).
 
-    The gate runs cheapest first: the DICOM Modality (before pixels are decoded: a CT whose pixels cannot be
-    decoded is still refused, not an error), pixel rules, then - when the folder is fitted (`trust`) - the learned
-    score from the same forward pass that classifies. A refusal is an answer (no class, no set), not an error;
-    undecodable files still raise ImageDecodeError.
+    The gate runs cheapest first: the DICOM Modality (a CT whose pixels cannot be decoded is still refused, not an
+    error), pixel rules, then - when the folder is fitted (`trust`) - the learned score from the same forward pass
+    that classifies. A refusal is an answer (no class, no set), not an error; undecodable files that the gate does
+    not refuse raise ImageDecodeError.
     """
-    name = name or str(source)
-    refusal = check_metadata(dicom_modality(source))
-    try:
-        rgb = read_image(source, name)
-    except ImageDecodeError:
-        if refusal is not None:
-            return _refused(card, name, refusal, decoded=False)
-        raise
-    refusal = refusal or check_pixels(rgb, non_finite_fraction(source))
-    return assess_images(model, card, [rgb], [name], trust, [refusal])[0]
+    scan = source if isinstance(source, Scan) else decode_scan(source, name)
+    refusal = check_scan(scan)
+    if scan.pixels is None and refusal is not None:
+        return _refused(card, scan.name, refusal, decoded=False)
+    return assess_images(model, card, [scan.rgb], [scan.name], trust, [refusal])[0]
 
 
 def assess_images(model: Any, card: ModelCard, images: list[np.ndarray], names: list[str],

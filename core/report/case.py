@@ -15,19 +15,20 @@ from typing import Any
 import numpy as np
 
 from core.errors import ExplainError
-from core.io.images import preprocess, read_image
-from core.io.series import Series, expand_archives, header_of, load_series, series_files
+from core.io.images import preprocess
+from core.io.scan import decode_scan
+from core.io.series import Series, expand_archives, load_series, series_files
 from core.model.assessment import Assessment
 from core.model.card import ModelCard, class_label
 from core.model.inference import classify
 from core.model.limits import known_limits
-from core.model.series import SeriesResult, classify_series
+from core.model.series_assessment import SeriesResult, classify_series
 from core.model.trust import load_trust
 from core.report import REPORT_MAX_SCANS, TOP_SLICES
 from core.report.model_info import ModelInfo, model_info
 from core.report.pdf import CaseReport, ReportOverlay, ReportScan, build_pdf
 from core.store.audit import app_version
-from core.store.cases import sha256_bytes, validate_case_id
+from core.store.cases import validate_case_id
 from core.xai.explainers import EXPLAINERS, Explanation, explain, folder_options, get_spec
 from core.xai.metrics import METRICS, evaluate_map
 from core.xai.overlays import overlay_for, overlay_kind
@@ -164,17 +165,18 @@ def make_case_report(model: Any, card: ModelCard, model_dir: str | Path, files: 
                              (result, [s.label for s in series.slices], series.ordered_by))
     else:
         scans = []
-        for number, (name, data) in enumerate(list(files.items())[:REPORT_MAX_SCANS], start=1):
-            assessment = classify(model, card, data, f"Scan {number}", trust=trust)
+        for number, data in enumerate(list(files.values())[:REPORT_MAX_SCANS], start=1):
+            scan = decode_scan(data, f"Scan {number}")  # once: the gate, the picture and the header panel read it
+            assessment = classify(model, card, scan, trust=trust)
             explanations, faithfulness = {}, {}
             rgb = None
             if assessment.decoded:
-                rgb = read_image(data, name)
+                rgb = scan.rgb
                 image = preprocess(rgb, card.image_size, card.crop)
                 explanations, faithfulness = _explain_all(model, card, model_dir, image, methods,
                                                           measure_faithfulness, assessment)
-            scans.append(report_scan(f"Scan {number}", sha256_bytes(data), rgb,
-                                     assessment, explanations, alpha, faithfulness, header=header_of(data, name)))
+            scans.append(report_scan(f"Scan {number}", scan.sha256, rgb,
+                                     assessment, explanations, alpha, faithfulness, header=dict(scan.header)))
         report = case_report(info, card, case_id, scans, len(files))
     return build_pdf(report), report
 

@@ -19,7 +19,7 @@ from typing import Any
 from core.errors import PacsError
 from core.io.series import MAX_SLICES, Series, load_series
 from core.model.card import ModelCard
-from core.model.series import SeriesResult, classify_series
+from core.model.series_assessment import SeriesResult, classify_series
 from core.model.trust import load_trust
 from core.pacs.connection import PacsConnection, from_settings
 from core.pacs.query import SeriesSummary, find_series

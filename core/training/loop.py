@@ -28,7 +28,7 @@ from core.errors import TrainingConfigError
 from core.io.images import CROPS
 from core.model.card import DEFAULT_PREPROCESSING, HEAD_CROP, MODEL_FILE, ModelCard, load_card
 from core.model.factory import BACKBONES, DEFAULT_BACKBONE, build_model, feature_layer_name, resolve_weights
-from core.model.series import no_tumour_class
+from core.model.series_assessment import no_tumour_class
 from core.training import lesion as les
 from core.training import partial
 from core.training import run_files as rf

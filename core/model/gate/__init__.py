@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from core.io.scan import Scan
 from core.model.gate import image_checks, metadata
 
 
@@ -39,6 +40,14 @@ def check_metadata(modality: str | None) -> Refusal | None:
     """Layer 1: the DICOM Modality (None = not DICOM or no Modality: nothing to say)."""
     reason = metadata.check(modality)
     return Refusal("metadata", reason) if reason else None
+
+
+def check_scan(scan: Scan) -> Refusal | None:
+    """Layers 1 and 2 on a decoded scan: its DICOM Modality, then - when its pixels decoded - the pixel rules."""
+    refusal = check_metadata(scan.modality)
+    if refusal is None and scan.pixels is not None:
+        refusal = check_pixels(scan.pixels, scan.non_finite_share)
+    return refusal
 
 
 RULES_SIDE = 1024  # the pixel rules are image statistics: a large image is measured at this longest side
