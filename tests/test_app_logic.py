@@ -10,8 +10,8 @@ import pytest
 from core.model.assessment import Assessment
 from core.model.card import load_card
 from core.model.card_records import EvaluationRecord, SplitResult
-from core.training import run_files as rf
 from core.model.catalog import key_numbers, model_mtime, sample_scans
+from core.training import run_files as rf
 from core.training.registry import history_for, list_models
 from core.xai.results import XaiEvaluation
 from ui import figures, presentation
