@@ -1,6 +1,6 @@
 """PACS round trip for a 24-slice series against a real Orthanc: search + retrieve + classify + send.
 
-    nice -n 19 python benchmarks/pacs.py [--data DIR] [--slices 24] [--methods scorecam] [--out FILE]
+    nice -n 19 python benchmarks/pacs.py [--data DIR] [--slices 24] [--methods scorecam] [--out FILE] [--save-sr FILE]
 
 Starts a throwaway Orthanc (tests/orthanc_server.py) seeded with `--slices` real test scans as one MR series, then
 times each step as the app runs it: QIDO search, series table, WADO retrieve, classification (the series path on
@@ -29,10 +29,11 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=24)
     parser.add_argument("--methods", default="scorecam")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--save-sr", default=None, help="also write the SR read back from the PACS here (for dsrdump)")
     args = parser.parse_args()
 
     from core.model.factory import default_model_dir, load_model
-    from core.pacs.connection import PacsConnection
+    from core.pacs.connection import PacsConnection, open_client
     from core.pacs.query import find_series, list_series, search_studies
     from core.report.case import parse_methods
     from core.report.pacs_case import classify_pacs_series, prepare_results, send_results
@@ -60,6 +61,10 @@ def main() -> int:
         start = time.perf_counter()
         send_results(connection, case, outgoing)
         times["send"] = time.perf_counter() - start
+        if args.save_sr:
+            sr = next(s for s in list_series(connection, server.study_uid) if s.modality == "SR")
+            open_client(connection).retrieve_series(server.study_uid, sr.series_uid)[0].save_as(
+                args.save_sr, enforce_file_format=True)
     overhead = times["search_and_series_table"] + times["retrieve_incl_series_lookup"] + times["send"]
     result = {"slices": len(case.series.slices), "objects_sent": len(outgoing.objects.datasets),
               "methods": args.methods, "seconds": {k: round(v, 2) for k, v in times.items()},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import shutil
 import subprocess
 import threading
@@ -63,7 +64,7 @@ def _series(connection, pacs, uid):
 def test_search_by_each_criterion_and_the_series_table(pacs):
     connection = PacsConnection(pacs.url)
     for criteria in ({"patient_id": PATIENT_ID}, {"accession": ACCESSION}, {"study_uid": pacs.study_uid},
-                     {"date_from": STUDY_DATE, "date_to": STUDY_DATE}):
+                     {"date_from": STUDY_DATE, "date_to": STUDY_DATE}, {"date_from": "2026-11-01"}):
         studies = search_studies(connection, **criteria)
         assert [s.study_uid for s in studies] == [pacs.study_uid], criteria
     assert search_studies(connection, patient_id="NOBODY") == []
@@ -73,6 +74,8 @@ def test_search_by_each_criterion_and_the_series_table(pacs):
     assert (table["CT"].instance_count, table["CT"].number) == (3, 2)
     with pytest.raises(PacsError, match="search by"):
         search_studies(connection)
+    with pytest.raises(PacsError, match="YYYYMMDD"):
+        search_studies(connection, date_from="30/11/2026")
 
 
 def test_round_trip_classify_send_and_read_back(pacs, bundled, tmp_path, monkeypatch):
@@ -207,7 +210,8 @@ def test_a_transfer_cut_short_is_an_error_not_a_short_series(pacs, monkeypatch):
         retrieve_series(connection, _series(connection, pacs, pacs.mr_series_uid))
 
 
-def test_wrong_credentials_are_refused_without_echoing_them(tmp_path):
+def test_wrong_credentials_are_refused_without_echoing_them(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)  # dicomweb-client, requests and urllib3 log every request at DEBUG
     with orthanc(tmp_path / "orthanc", users={USER: PASSWORD}) as server:
         assert search_studies(PacsConnection(server.url, user=USER, password=PASSWORD), patient_id="X") == []
         for wrong in (PacsConnection(server.url, user=USER, password="Wr0ng-Secret-42"),
@@ -220,6 +224,9 @@ def test_wrong_credentials_are_refused_without_echoing_them(tmp_path):
     with pytest.raises(PacsError) as raised:
         PacsConnection(f"http://{USER}:{PASSWORD}@127.0.0.1:1/dicom-web")
     assert PASSWORD not in str(raised.value)
+    assert "dicom-web" in caplog.text  # the requests were logged ...
+    for secret in (PASSWORD, "Wr0ng-Secret-42", "tok-Secret-Token-77"):  # ... without a credential
+        assert secret not in caplog.text
 
 
 class _Odd(http.server.BaseHTTPRequestHandler):
@@ -233,7 +240,10 @@ class _Odd(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/dicom+json")
         self.end_headers()
-        self.wfile.write(self.body)
+        try:
+            self.wfile.write(self.body)
+        except BrokenPipeError:  # the client gave up waiting, as it should
+            pass
 
     def log_message(self, *_args):
         pass

@@ -86,7 +86,8 @@ def open_client(connection: PacsConnection) -> Any:
         session.auth = (connection.user, connection.password or "")
     if connection.token:
         session.headers["Authorization"] = f"Bearer {connection.token}"
-    retry = Retry(total=connection.retries, connect=connection.retries, read=0, status=0, other=0,
+    # a read that timed out is not retried (the server may be working on it): it is reported as a time-out
+    retry = Retry(total=connection.retries, connect=connection.retries, read=False, status=0, other=0,
                   backoff_factor=BACKOFF_S, raise_on_status=False)
     for prefix in ("http://", "https://"):
         session.mount(prefix, HTTPAdapter(max_retries=retry))

@@ -71,7 +71,13 @@ def _int(value: Any) -> int | None:
 
 
 def _dicom_date(value: date | str | None) -> str:
-    return "" if value in (None, "") else (value.strftime("%Y%m%d") if isinstance(value, date) else str(value))
+    """YYYYMMDD from a date, 'YYYYMMDD' or 'YYYY-MM-DD'; a PacsError for anything else."""
+    if value in (None, ""):
+        return ""
+    text = value.strftime("%Y%m%d") if isinstance(value, date) else str(value).strip().replace("-", "")
+    if not re.fullmatch(r"\d{8}", text):
+        raise PacsError("a study date must be YYYYMMDD or YYYY-MM-DD")
+    return text
 
 
 def study_filters(patient_id: str | None = None, accession: str | None = None, date_from: date | str | None = None,
