@@ -81,6 +81,12 @@ class Settings:
     weights_roots: tuple[Path, ...] = _variable(
         "BRAINSCAN_WEIGHTS_ROOTS", parse_paths, "folders the launcher may read weights from", ())
     quick: bool = _variable("BRAINSCAN_QUICK", parse_flag, "`xai-eval` uses coarser metrics (as `--quick`)", False)
+    engine: str = _variable(
+        "BRAINSCAN_ENGINE", parse_text, "forward-pass engine: `auto` (OpenVINO if it passes the load check, else "
+        "TensorFlow), `tensorflow`, `openvino`, `openvino-f32` or `openvino-bf16`", "tensorflow")
+    engine_cache: Path = _variable(
+        "BRAINSCAN_ENGINE_CACHE", parse_path, "folder of converted OpenVINO models, keyed by the model file's hash",
+        Path.home() / ".cache" / "brainscan" / "openvino")
     verbose: bool = _variable("BRAINSCAN_VERBOSE", parse_flag, "keep TensorFlow's and OpenCV's log lines", False)
     test_kill_at: str | None = _variable(
         "BRAINSCAN_TEST_KILL_AT", parse_text, "test-only: training kills itself at NAME[:N]")

@@ -11,6 +11,7 @@ from typing import Any
 
 from core.errors import ModelNotFoundError, TrainingConfigError
 from core.model.card import MODEL_FILE, ModelCard, load_card
+from core.model.engine_check import select_engine
 from core.settings import settings
 
 BACKBONES = ("EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3", "EfficientNetB4", "TinyCNN")
@@ -92,7 +93,8 @@ def head_layer_names(model: Any) -> list[str]:
 
 
 def load_model(model_dir: str | Path) -> tuple[Any, ModelCard]:
-    """Load a model folder (model.keras + model_card.json); clear error if anything is missing."""
+    """Load a model folder (model.keras + model_card.json); clear error if anything is missing. The forward-pass
+    engine is chosen and checked here (`core.model.engine_check.select_engine`, the BRAINSCAN_ENGINE setting)."""
     import keras
 
     model_dir = Path(model_dir).expanduser()
@@ -111,6 +113,7 @@ def load_model(model_dir: str | Path) -> tuple[Any, ModelCard]:
         raise ModelNotFoundError(
             f"Model {path} (input {model.input_shape}, output {model.output_shape}) does not match its card "
             f"(image_size {card.image_size}, {len(card.class_names)} classes).")
+    select_engine(model, card, path)
     return model, card
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from core.errors import ExplainError
 from core.io.images import preprocess
 from core.io.scan import Scan, decode_scan
+from core.model import engine
 from core.model.assessment import Assessment
 from core.model.card import ModelCard
 from core.model.gate import Refusal, check_pixels, check_scan
@@ -60,7 +61,11 @@ def weak_call(model: Any) -> Callable:
 
 
 def forward(model: Any, batch: np.ndarray) -> np.ndarray:
-    """One traced inference call on a batch (any Keras model: classifier or feature extractor)."""
+    """One inference call on a batch (any Keras model: classifier or feature extractor): the model's attached
+    engine (`core.model.engine`) when it has one, else the traced TensorFlow call."""
+    attached = engine.runner(model)
+    if attached is not None:
+        return attached.run(batch)[0]
     return np.asarray(_forward(model)(np.asarray(batch, np.float32)))
 
 
@@ -133,9 +138,11 @@ def predict_with_features(model: Any, images: np.ndarray,
     if images.ndim == 3:
         images = images[None]
     probe, names = _probe(model)
+    attached = engine.runner(model)
+    call = attached.run if attached is not None else _forward(probe)
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for start in range(0, len(images), batch_size):
-        outs = _forward(probe)(np.asarray(images[start:start + batch_size], np.float32))
+        outs = call(np.asarray(images[start:start + batch_size], np.float32))
         for n, out in zip(names, outs):
             parts[n].append(np.asarray(out, np.float64))
     arrays = {n: np.concatenate(v) if v else np.zeros((0, 0)) for n, v in parts.items()}
