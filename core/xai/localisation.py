@@ -25,7 +25,7 @@ import numpy as np
 from core.data.masks import MaskIndex, MaskRow
 from core.errors import ExplainError
 from core.io.atomic import atomic_write_text
-from core.xai.explainers import explain, get_spec, with_background
+from core.xai.explainers import EXPLAINERS, explain, get_spec, with_background
 from core.xai.metrics import (
     LOCALISATION,
     LOCALISATION_REFERENCE_MAPS,
@@ -196,8 +196,6 @@ def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIn
     With `checkpoint_dir`, per-scan records go to a JSON-lines file there whose name hashes the settings
     (model file, methods, options, split, n, seed, ROAD); a rerun with the same settings continues it.
     With `budget_minutes`, no new scan starts after that time; `n_images` says how many were done."""
-    from core.xai.explainers import EXPLAINERS
-
     methods = list(methods or EXPLAINERS)
     for method in methods:
         get_spec(method)
