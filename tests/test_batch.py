@@ -3,12 +3,14 @@ DICOM series, a zip), a job killed after its first part file then resumed, and a
 cluster giving the same rows as one in-process worker. The tiny model keeps the forward passes cheap."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -132,23 +134,54 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ray(*args: str, env: dict[str, str]) -> None:
+    done = subprocess.run([str(Path(sys.executable).parent / "ray"), *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    if done.returncode:  # e.g. Ray's fixed 30 s node start-up deadline on a starved CPU: say so, not just "exit 1"
+        raise RuntimeError(f"ray {args[0]} failed: {(done.stderr or done.stdout).strip().splitlines()[-1]}")
+
+
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
+def ray_cluster():
     """A head and one more worker node on loopback (1 CPU each), stopped at the end; yields the address."""
-    ray = str(Path(sys.executable).parent / "ray")
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "RAY_USAGE_STATS_ENABLED": "0"}
-    temp = tmp_path_factory.mktemp("ray")
-    common = ["--num-cpus", "1", "--disable-usage-stats"]
-    subprocess.run([ray, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
-                    "--include-dashboard=false", f"--temp-dir={temp}", *common], env=env, check=True,
-                   capture_output=True, timeout=300)
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 characters
+    common = ["--num-cpus", "1", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
     try:
-        subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", *common],
-                       env=env, check=True, capture_output=True, timeout=300)
+        _ray("start", "--head", "--port", str(port), "--include-dashboard=false", f"--temp-dir={temp}", *common,
+             env=env)
+        _ray("start", "--address", f"127.0.0.1:{port}", *common, env=env)
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=300)
+        _stop(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _stop(temp: str) -> None:
+    """End this cluster's processes only (their command lines name its temp folder; workers exit with their
+    raylet), where `ray stop` would end every Ray on the machine."""
+    import signal
+    import time
+
+    def ours() -> list[int]:
+        pids = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if temp in cmdline.read_bytes().decode(errors="replace"):
+                    pids.append(int(cmdline.parent.name))
+            except OSError:
+                continue
+        return pids
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in ours():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        for _ in range(30):
+            if not ours():
+                return
+            time.sleep(1)
 
 
 def test_two_ray_nodes_give_the_rows_of_one_worker(tree: Path, tiny_model_dir: Path, reference, ray_cluster,

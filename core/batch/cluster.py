@@ -45,8 +45,9 @@ def connect(address: str | None, verbose: bool = False) -> bool:
         ray.init(address=address or "local", num_cpus=None if address else os.cpu_count(), include_dashboard=False,
                  logging_level=logging.INFO if verbose else logging.ERROR, log_to_driver=verbose,
                  runtime_env=runtime_env)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise BatchError(f"cannot reach the Ray cluster at {address} ({exc})") from exc
+    except Exception as exc:  # Ray raises bare Exception for a node that did not start in its fixed 30 s
+        where = f"reach the Ray cluster at {address}" if address else "start a local Ray"
+        raise BatchError(f"cannot {where} ({str(exc).strip().splitlines()[0]})") from exc
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
