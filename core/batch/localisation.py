@@ -7,7 +7,6 @@ are not sent again, and each record is appended as it arrives. A deadline stops 
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import pickle
 import time
@@ -45,16 +44,6 @@ class LocalisationScorer:
         return out
 
 
-def _checkpointed(checkpoint: Path | None) -> dict[str, dict[str, Any]]:
-    done: dict[str, dict[str, Any]] = {}
-    if checkpoint is not None and checkpoint.is_file():
-        for line in checkpoint.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                record = json.loads(line)
-                done[record["file"]] = record
-    return done
-
-
 def ray_scorer(model_dir: str, address: str | None = None, workers: int | None = None) -> Callable[..., list]:
     """A drop-in for `score_scans` (same arguments) that runs on Ray with the model loaded once per worker."""
 
@@ -63,7 +52,9 @@ def ray_scorer(model_dir: str, address: str | None = None, workers: int | None =
               checkpoint: Path | None = None, deadline: float | None = None) -> list[dict[str, Any]]:
         import ray
 
-        done = _checkpointed(checkpoint)
+        from core.xai.localisation import read_checkpoint
+
+        done = read_checkpoint(checkpoint)
         records: dict[int, dict[str, Any]] = {i: done[s.row.file] for i, s in enumerate(scans) if s.row.file in done}
         pending = [{"index": i, "seed": seed + i, "scan": pickle.dumps(s)} for i, s in enumerate(scans)
                    if i not in records]

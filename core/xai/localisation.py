@@ -94,6 +94,17 @@ def load_scans(masks: MaskIndex, rows: list[MaskRow], data_root: str | Path, cla
                        class_names.index(r.class_name), masks.unseen(r)) for r in rows]
 
 
+def read_checkpoint(checkpoint: Path | None) -> dict[str, dict[str, Any]]:
+    """The records of a checkpoint file (JSON lines) by scan file; a torn last line is ignored."""
+    done: dict[str, dict[str, Any]] = {}
+    if checkpoint is not None and checkpoint.is_file():
+        for line in checkpoint.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                record = json.loads(line)
+                done[record["file"]] = record
+    return done
+
+
 def score_scans(model: Any, scans: list[MaskedScan], methods: list[str], method_options: dict[str, dict[str, Any]],
                 seed: int = 0, road: bool = True, road_options: MetricOptions | None = None,
                 references: bool = True, progress: Progress | None = None,
@@ -103,14 +114,7 @@ def score_scans(model: Any, scans: list[MaskedScan], methods: list[str], method_
     With `checkpoint` (a JSON-lines file), every record is appended as it is made and records already there
     are reused, so an interrupted evaluation continues where it stopped. With `deadline` (a
     `time.perf_counter()` value) no new scan is started after it: the records made so far are returned."""
-    import json
-
-    done: dict[str, dict[str, Any]] = {}
-    if checkpoint is not None and checkpoint.is_file():
-        for line in checkpoint.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                record = json.loads(line)
-                done[record["file"]] = record
+    done = read_checkpoint(checkpoint)
     records = []
     size = int(model.input_shape[1])
     for i, scan in enumerate(scans):
