@@ -21,20 +21,9 @@ from core.errors import BrainScanError
 from core.io.images import preprocess
 from core.io.scan import decode_scan
 from core.io.series import load_series
+from core.model.engine import engine_name
 from core.model.inference import classify
 from core.model.series_assessment import classify_series
-
-
-def engine_name() -> str:
-    """The inference engine the rows came from (recorded in every row)."""
-    import keras
-
-    name = f"keras {keras.__version__} on {keras.backend.backend()}"
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        name += f" {tf.__version__} (traced call)"
-    return name
 
 
 def limit_threads(cpus: int | None) -> None:
@@ -71,7 +60,7 @@ class Scorer:
         self.methods = tuple(methods)
         self.overlays = overlays
         self.options = {m: folder_options(m, model_dir, self.card.image_size) for m in self.methods}
-        self.engine = engine_name()
+        self.engine = engine_name(self.model)  # tensorflow, openvino-f32 or openvino-bf16: chosen at load
 
     def score(self, item: WorkItem) -> tuple[dict[str, Any], dict[str, bytes]]:
         """The item's row values and its overlays ({method: PNG bytes})."""
