@@ -32,7 +32,7 @@ from core.data.discovery import discover
 from core.errors import LauncherAccessError, TrainingConfigError
 from core.model.factory import resolve_weights
 from core.training import run_files as rf
-from core.training.loop import TrainConfig, plan_phases, validate
+from core.training.config import TrainConfig, plan_phases, validate
 
 REPO = Path(__file__).resolve().parents[2]
 LOCK_FILE = ".active"
@@ -365,7 +365,7 @@ def cancel_run(root: Path | None = None, *, access: LauncherAccess, password: st
 
 # The duration estimate shown before a run starts. Throughput (training images per second) comes from the epochs of
 # finished runs with the same backbone and image size (history.json's images_per_second), else from a default.
-DEFAULT_IMAGES_PER_SECOND = 15.0  # EfficientNetB0, 128 px, training, on this project's 2-core CPU (see below)
+DEFAULT_IMAGES_PER_SECOND = 15.0  # EfficientNetB0, 128 px, training, on this project's 2-core CPU (docs/training.md)
 DEFAULT_IMAGE_SIZE = 128
 # Relative cost of a training step at the same image size (EfficientNet depth x width^2; TinyCNN is a toy).
 BACKBONE_COST = {"EfficientNetB0": 1.0, "EfficientNetB1": 1.1, "EfficientNetB2": 1.45, "EfficientNetB3": 2.0,
@@ -391,9 +391,8 @@ def estimate_seconds(phases: list[tuple[int, float]], train_images: int, validat
 
 def default_throughput(backbone: str, image_size: int) -> float:
     """Training images per second without a recorded run: DEFAULT_IMAGES_PER_SECOND for EfficientNetB0 at 128 px,
-    scaled by the backbone's relative cost and by the pixel count. Measured on a 2-core CPU (the bundled model:
-    5,137 scans per epoch with validation in about 4 min, ~21 img/s; the robust recipe with other work on the
-    CPU ~8 img/s); a GPU is one to two orders of magnitude faster."""
+    scaled by the backbone's relative cost and by the pixel count (the measurements behind the default:
+    docs/training.md, "The duration estimate")."""
     cost = BACKBONE_COST.get(backbone, BACKBONE_COST["EfficientNetB4"])
     return DEFAULT_IMAGES_PER_SECOND / cost * (DEFAULT_IMAGE_SIZE / image_size) ** 2
 
