@@ -36,6 +36,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         get_spec(method)
     if args.overlays and not methods:
         raise BatchError("--overlays saves the maps of --explain; name the methods (e.g. --explain scorecam)")
+    if args.batch_size < 1:
+        raise BatchError("--batch-size must be at least 1")
     if args.workers is not None and args.workers < 0:
         raise BatchError("--workers must be 0 (in this process, no Ray) or more")
     options = BatchOptions(args.model, methods, args.overlays, args.address, args.workers, args.batch_size,
