@@ -44,7 +44,7 @@ class MeanCI:
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> MeanCI:
         low, high = raw.get("ci95") or (None, None)
-        return cls(raw["mean"], low, high, int(raw["n"]), raw.get("saturated"))
+        return cls(raw["mean"], low, high, int(raw.get("n", 0)), raw.get("saturated"))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mean": self.mean, "ci95": [self.low, self.high], "n": self.n}
