@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from core.batch.rows import TIMING_COLUMNS  # noqa: E402
 from core.batch.runner import BatchOptions, run_batch  # noqa: E402
 from core.io.atomic import atomic_write_text  # noqa: E402
 from core.model.factory import default_model_dir  # noqa: E402
@@ -58,7 +59,7 @@ def batch_run(list_file: Path, workdir: Path, model_dir: str, workers: int, batc
     """One whole `batch` job (fresh output) and its steady rate from the progress callback's times."""
     marks: list[tuple[float, int]] = []
     start = time.perf_counter()
-    summary, _ = run_batch([list_file], workdir / f"w{workers}.parquet",
+    summary, table = run_batch([list_file], workdir / f"w{workers}.parquet",
                            BatchOptions(model_dir, workers=workers, batch_size=batch_size),
                            progress=lambda done, total: marks.append((time.perf_counter(), done)))
     wall = time.perf_counter() - start
@@ -67,7 +68,8 @@ def batch_run(list_file: Path, workdir: Path, model_dir: str, workers: int, batc
     steady = (d1 - d0) / (t1 - t0) if t1 > t0 else None
     return {"workers": workers, "wall_seconds": wall, "items": summary.done_now,
             "whole_job_items_per_second": summary.done_now / wall, "steady_items_per_second": steady,
-            "first_batch_seconds": t0 - start}
+            "first_batch_seconds": t0 - start, "engine": table.column("engine")[0].as_py(),
+            "rows": table.drop_columns(list(TIMING_COLUMNS)).to_pylist()}
 
 
 def ray_overhead() -> dict:
@@ -124,7 +126,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--model", default=str(default_model_dir()))
     parser.add_argument("--out", default=str(REPO / "benchmarks/results/batch.json"))
-    parser.add_argument("--workers", default="0,1,2", help="batch runs to make (0 = in process, no Ray)")
+    parser.add_argument("--workers", default="0,1,2", help="batch runs to make (0 = in process, no Ray: first, "
+                        "as the reference for the rows)")
     args = parser.parse_args()
     files = _scans(Path(args.data), args.n)
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,9 +138,14 @@ def main() -> int:
                   "load_average_at_start": os.getloadavg(), "predict_loop": predict_loop(files, args.model)}
         print(json.dumps(result["predict_loop"]), flush=True)
         result["batch"] = []
+        reference: list[dict] = []
         for workers in (int(w) for w in args.workers.split(",")):
-            result["batch"].append(batch_run(list_file, workdir, args.model, workers, args.batch_size))
-            print(json.dumps(result["batch"][-1]), flush=True)
+            run = batch_run(list_file, workdir, args.model, workers, args.batch_size)
+            rows = run.pop("rows")
+            reference = reference if workers else rows
+            run["rows_identical_to_in_process"] = rows == reference  # timings aside
+            result["batch"].append(run)
+            print(json.dumps(run), flush=True)
             atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")  # kept if a later stage fails
     result["ray"] = ray_overhead()
     result["load_average_at_end"] = os.getloadavg()
