@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.data.audit import audit  # noqa: E402
 from core.data.discovery import discover, limit_per_class, make_splits  # noqa: E402
+from core.data.leakage import check_leakage  # noqa: E402
 from core.evaluation.external import proportion  # noqa: E402
 from core.io.images import preprocess, read_image  # noqa: E402
 from core.model.factory import load_model  # noqa: E402
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     index = discover(args.data)
-    report = audit(index)
+    report = check_leakage(index)
     validation = limit_per_class(make_splits(index, "grouped", 0.1, args.seed, report.groups)["validation"],
                                  args.limit_per_class)
     labels = np.array([s.label for s in validation])

@@ -3,7 +3,7 @@
     python benchmarks/validation_overlap.py [--model DIR] [--data DIR] [--out JSON]
 
 Rebuilds the model's own training split from its card (protocol, validation fraction, seed) and the grouped
-validation split (`--protocol grouped`, seed 42, 10%), groups every scan with its copies by the leakage audit, and
+validation split (`--protocol grouped`, seed 42, 10%), groups every scan with its copies by the leakage check, and
 counts the grouped-validation scans whose source group has no member in the model's training split: the only
 scans on which that model and a model trained on the grouped split can be compared without memory.
 """
@@ -20,8 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.data.audit import audit  # noqa: E402
 from core.data.discovery import discover, make_splits  # noqa: E402
+from core.data.leakage import check_leakage  # noqa: E402
 from core.model.card import load_card  # noqa: E402
 from core.model.factory import default_model_dir  # noqa: E402
 
@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     config = load_card(args.model).training["config"]
     index = discover(args.data)
-    groups = audit(index).groups
+    groups = check_leakage(index).groups
     own = make_splits(index, config["protocol"], config["val_fraction"], config["seed"],
                       groups if config["protocol"] == "grouped" else None)
     grouped = make_splits(index, "grouped", 0.1, 42, groups)

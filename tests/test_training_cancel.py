@@ -27,35 +27,30 @@ def recorded(monkeypatch):
     does) at the batch `calls["at"]` (epoch, batch), zero-based."""
     calls: dict = {"train": [], "test": [], "epoch_end": [], "requested_at": None,
                    "at": (CANCEL_EPOCH, CANCEL_BATCH)}
-    real = loop._monitor_class
+    from core.training import monitor
 
-    def recording_class():
-        base = real()
+    class Recording(monitor.RunMonitor):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.current = epoch
+            super().on_epoch_begin(epoch, logs)
 
-        class Recording(base):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.current = epoch
-                super().on_epoch_begin(epoch, logs)
+        def on_train_batch_end(self, batch, logs=None):
+            calls["train"].append((self.current, batch))
+            calls["steps"] = self.steps
+            if (self.current, batch) == calls["at"] and calls["requested_at"] is None:
+                calls["requested_at"] = time.perf_counter()
+                rf.request_cancel(self.run_dir)
+            super().on_train_batch_end(batch, logs)
 
-            def on_train_batch_end(self, batch, logs=None):
-                calls["train"].append((self.current, batch))
-                calls["steps"] = self.steps
-                if (self.current, batch) == calls["at"] and calls["requested_at"] is None:
-                    calls["requested_at"] = time.perf_counter()
-                    rf.request_cancel(self.run_dir)
-                super().on_train_batch_end(batch, logs)
+        def on_test_batch_end(self, batch, logs=None):
+            calls["test"].append((self.current, batch))
+            super().on_test_batch_end(batch, logs)
 
-            def on_test_batch_end(self, batch, logs=None):
-                calls["test"].append((self.current, batch))
-                super().on_test_batch_end(batch, logs)
+        def on_epoch_end(self, epoch, logs=None):
+            calls["epoch_end"].append(epoch)
+            super().on_epoch_end(epoch, logs)
 
-            def on_epoch_end(self, epoch, logs=None):
-                calls["epoch_end"].append(epoch)
-                super().on_epoch_end(epoch, logs)
-
-        return Recording
-
-    monkeypatch.setattr(loop, "_monitor_class", recording_class)
+    monkeypatch.setattr(monitor, "RunMonitor", Recording)
     return calls
 
 

@@ -17,7 +17,8 @@ from core.io.images import CROPS
 from core.model.factory import BACKBONES
 from core.settings import settings
 from core.training.augment import AUGMENTATIONS
-from core.training.loop import RESUME_OVERRIDES, TrainConfig, train
+from core.training.config import RESUME_OVERRIDES, TrainConfig
+from core.training.loop import train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

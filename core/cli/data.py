@@ -9,12 +9,12 @@ from typing import Any
 from core.cli.common import progress_printer
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
-    from core.data.audit import UNSEEN_FILE, audit, write_report
+def cmd_audit_data(args: argparse.Namespace) -> int:
     from core.data.discovery import discover
+    from core.data.leakage import UNSEEN_FILE, check_leakage, write_leakage_report
 
-    report = audit(discover(args.dir), args.threshold, progress=progress_printer("hashing"))
-    out = write_report(report, Path(args.out))
+    report = check_leakage(discover(args.dir), args.threshold, progress=progress_printer("hashing"))
+    out = write_leakage_report(report, Path(args.out))
     summary = report.summary()
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -29,7 +29,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def add_subcommands(sub: Any) -> None:
     """Register `audit-data`."""
-    from core.data.audit import NEAR_THRESHOLD
+    from core.data.leakage import NEAR_THRESHOLD
 
     p = sub.add_parser("audit-data",
                        help="group scans by source slice; write the strictly unseen and leakage-free test lists")
@@ -37,4 +37,4 @@ def add_subcommands(sub: Any) -> None:
     p.add_argument("--out", default="artifacts/audit", help="folder for the two lists and the JSON report")
     p.add_argument("--threshold", type=float, default=NEAR_THRESHOLD, help="thumbnail correlation for a near duplicate")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_audit)
+    p.set_defaults(func=cmd_audit_data)

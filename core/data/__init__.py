@@ -1,1 +1,1 @@
-"""Datasets: discovering the Kaggle layout, splits, loading scans, and the leakage audit. Uses `core.io`."""
+"""Datasets: discovering the Kaggle layout, splits, loading scans, and the leakage check (source groups). Uses `core.io`."""

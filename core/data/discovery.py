@@ -136,7 +136,7 @@ def make_splits(index: DatasetIndex, protocol: str = "grouped", val_fraction: fl
     """Train/validation/test lists.
 
     grouped: validation = stratified `val_fraction` of Training drawn by source group (`groups`: relpath ->
-             group id from `core.data.audit.audit`), so no source slice, mirrored or re-encoded copy is on
+             group id from `core.data.leakage.check_leakage`), so no source slice, mirrored or re-encoded copy is on
              both sides; test = all of Testing. The default.
     default: the older protocol: as `grouped`, but only byte-identical files are kept together.
     spec:    the specification's protocol: train = Training, Testing split 50/50 (stratified,
@@ -144,7 +144,7 @@ def make_splits(index: DatasetIndex, protocol: str = "grouped", val_fraction: fl
     """
     if protocol == "grouped":
         if groups is None:
-            raise ValueError("the grouped protocol needs the audit's groups (core.data.audit.audit(index).groups)")
+            raise ValueError("the grouped protocol needs the source groups (core.data.leakage.check_leakage(index).groups)")
         train, val = _stratified_group_split(index.splits["Training"], val_fraction, seed,
                                              lambda s: groups[s.relpath])
         return {"train": train, "validation": val, "test": list(index.splits["Testing"])}

@@ -5,8 +5,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from core.data.audit import audit
 from core.data.discovery import discover_for_model, limit_per_class, load_samples, make_splits
+from core.data.leakage import LeakageReport, check_leakage
 from core.evaluation.metrics import compute_metrics
 from core.evaluation.trust_eval import trust_report
 from core.model.card import ModelCard
@@ -23,14 +23,15 @@ def card_protocol(card: ModelCard) -> str:
 def evaluate_loaded_model(model: Any, card: ModelCard, data: str, protocol: str | None = None, seed: int = 42,
                           val_fraction: float = 0.1, per_class: int = 0,
                           progress: Callable[[str, int, int], None] | None = None, trust: Any = None,
-                          external: str | None = None) -> dict[str, Any]:
+                          external: str | None = None, leakage: LeakageReport | None = None) -> dict[str, Any]:
     """Metrics on validation, the full test split, the strict unseen test subset (no source slice in Training)
     and the older leakage-free subset, with the audit summary and skipped files; with a fitted `trust`
     (core.model.trust) also calibration, conformal sets and the gate (`results["trust"]`). `protocol` None: the
-    one recorded in the card."""
+    one recorded in the card. `leakage`: the data's leakage report when the caller has it (a training run checks
+    once and passes it along), else it is computed here."""
     protocol = protocol or card_protocol(card)
     index = discover_for_model(data, card.class_names)
-    report = audit(index, progress=(lambda i, n: progress("audit", i, n)) if progress else None)
+    report = leakage or check_leakage(index, progress=(lambda i, n: progress("audit", i, n)) if progress else None)
     splits = make_splits(index, protocol, val_fraction, seed, report.groups)
     splits = {k: limit_per_class(v, per_class) for k, v in splits.items()}
     leaky = report.leaky

@@ -15,8 +15,8 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 from sklearn.metrics import roc_auc_score
 
-from core.data.audit import audit
 from core.data.discovery import Sample, discover_for_model, load_samples, make_splits
+from core.data.leakage import LeakageReport, check_leakage
 from core.errors import CalibrationError
 from core.evaluation.calibration import calibration_metrics, conformal_metrics
 from core.evaluation.evaluate import card_protocol
@@ -140,13 +140,15 @@ def fit_trust(model: Any, card: ModelCard, data: str | Path, model_dir: str | Pa
               seed: int = 42, val_fraction: float = 0.1, confidence: float = DEFAULT_CONFIDENCE,
               per_class: int = FIT_PER_CLASS, per_family: int = NEGATIVES_PER_FAMILY,
               candidates: list[str] | None = None, false_refusal: float = FALSE_REFUSAL,
-              command: str = "", progress: Progress = None, features_cache: str | Path | None = None) -> Trust:
-    """Fit the gate (score chosen by measurement), temperature and conformal sets; write trust.json/.npz."""
+              command: str = "", progress: Progress = None, features_cache: str | Path | None = None,
+              leakage: LeakageReport | None = None) -> Trust:
+    """Fit the gate (score chosen by measurement), temperature and conformal sets; write trust.json/.npz.
+    `leakage`: the data's leakage report when the caller has it (a training run passes its own along)."""
     started = time.perf_counter()
     candidates = list(candidates or SCORES)
     index = discover_for_model(data, card.class_names)
     protocol = protocol or card_protocol(card)
-    groups = audit(index).groups if protocol == "grouped" else None
+    groups = (leakage or check_leakage(index)).groups if protocol == "grouped" else None
     splits = make_splits(index, protocol, val_fraction, seed, groups)
     for part, minimum in (("train", MIN_TRAIN_PER_CLASS), ("validation", MIN_VALIDATION_PER_CLASS)):
         counts = [sum(s.label == k for s in splits[part]) for k in range(len(card.class_names))]

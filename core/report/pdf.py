@@ -191,10 +191,22 @@ def _legend(pdf: _PDF, overlay: ReportOverlay, x: float, y: float, width: float)
 
 
 def _scan_section(pdf: _PDF, scan: ReportScan) -> None:
+    """One scan's page(s): the scan beside its assessment, its explanations, its DICOM header."""
     pdf.add_page()
     _heading(pdf, scan.title, 13)
     _line(pdf, f"Scan SHA-256: {scan.sha256}", 7.5)
     pdf.ln(1)
+    _assessment(pdf, scan)
+    if scan.overlays:
+        _explanations(pdf, scan)
+    if scan.header:
+        pdf.ln(1)
+        _heading(pdf, "DICOM technical header", 10)
+        _table(pdf, [["Field", "Value"]] + [[k, v] for k, v in scan.header.items()], (60, 120), 7.5)
+
+
+def _assessment(pdf: _PDF, scan: ReportScan) -> None:
+    """The scan on the left; the answer, the gate and the class probabilities on its right."""
     answer = scan.assessment
     top = pdf.get_y()
     side = 62.0
@@ -217,41 +229,40 @@ def _scan_section(pdf: _PDF, scan: ReportScan) -> None:
                   for c, p in answer.probabilities.items()], (70, 40))
     pdf.set_left_margin(10)
     pdf.set_xy(pdf.l_margin, max(pdf.get_y(), top + side * scan.image.shape[0] / scan.image.shape[1]) + 4)
-    if scan.overlays:
-        explained = "" if not scan.explained_class else f" of {class_label(scan.explained_class)}" + (
-            " (the most probable class, for reference)" if answer.uncertain else "")
-        _heading(pdf, f"Explanations{explained}", 10)
-        per_row = min(3, len(scan.overlays))
-        width = (pdf.epw - 5 * (per_row - 1)) / per_row
-        for start in range(0, len(scan.overlays), per_row):
-            row = scan.overlays[start:start + per_row]
-            height = max(width * o.overlay.shape[0] / o.overlay.shape[1] for o in row)
-            if pdf.get_y() + height + 20 > pdf.page_break_trigger:
-                pdf.add_page()
-            top = pdf.get_y()
-            legend = 0.0
-            for i, overlay in enumerate(row):
-                x = pdf.l_margin + i * (width + 5)
-                pdf.set_xy(x, top)
-                pdf.set_font(pdf.family, "B", 9)
-                pdf.cell(width, 5, pdf.text_of(f"{overlay.method} · {overlay.seconds:.1f} s"))
-                used = _image(pdf, overlay.overlay, x, top + 5, width)
-                legend = max(legend, _legend(pdf, overlay, x, top + 5 + used + 1, width))
-            pdf.set_xy(pdf.l_margin, top + 5 + height + 2 + legend)
-        metric_names = sorted({m for o in scan.overlays for m in (o.faithfulness or {})})
-        rows = [["Method", "Seconds"] + (metric_names or ["Faithfulness"])]
-        for o in scan.overlays:
-            values = [f"{(o.faithfulness or {}).get(m, float('nan')):.3f}" for m in metric_names] if o.faithfulness \
-                else ["not measured"] * max(1, len(metric_names))
-            rows.append([o.method, f"{o.seconds:.2f}"] + values)
-        _table(pdf, rows)
-        for o in scan.overlays:
-            if o.note:
-                _line(pdf, f"{o.method}: {o.note}", 7)
-    if scan.header:
-        pdf.ln(1)
-        _heading(pdf, "DICOM technical header", 10)
-        _table(pdf, [["Field", "Value"]] + [[k, v] for k, v in scan.header.items()], (60, 120), 7.5)
+
+
+def _explanations(pdf: _PDF, scan: ReportScan) -> None:
+    """The explanation overlays, up to three a row with their legends, then their timings and faithfulness."""
+    explained = "" if not scan.explained_class else f" of {class_label(scan.explained_class)}" + (
+        " (the most probable class, for reference)" if scan.assessment.uncertain else "")
+    _heading(pdf, f"Explanations{explained}", 10)
+    per_row = min(3, len(scan.overlays))
+    width = (pdf.epw - 5 * (per_row - 1)) / per_row
+    for start in range(0, len(scan.overlays), per_row):
+        row = scan.overlays[start:start + per_row]
+        height = max(width * o.overlay.shape[0] / o.overlay.shape[1] for o in row)
+        if pdf.get_y() + height + 20 > pdf.page_break_trigger:
+            pdf.add_page()
+        top = pdf.get_y()
+        legend = 0.0
+        for i, overlay in enumerate(row):
+            x = pdf.l_margin + i * (width + 5)
+            pdf.set_xy(x, top)
+            pdf.set_font(pdf.family, "B", 9)
+            pdf.cell(width, 5, pdf.text_of(f"{overlay.method} · {overlay.seconds:.1f} s"))
+            used = _image(pdf, overlay.overlay, x, top + 5, width)
+            legend = max(legend, _legend(pdf, overlay, x, top + 5 + used + 1, width))
+        pdf.set_xy(pdf.l_margin, top + 5 + height + 2 + legend)
+    metric_names = sorted({m for o in scan.overlays for m in (o.faithfulness or {})})
+    rows = [["Method", "Seconds"] + (metric_names or ["Faithfulness"])]
+    for o in scan.overlays:
+        values = [f"{(o.faithfulness or {}).get(m, float('nan')):.3f}" for m in metric_names] if o.faithfulness \
+            else ["not measured"] * max(1, len(metric_names))
+        rows.append([o.method, f"{o.seconds:.2f}"] + values)
+    _table(pdf, rows)
+    for o in scan.overlays:
+        if o.note:
+            _line(pdf, f"{o.method}: {o.note}", 7)
 
 
 def build_pdf(report: CaseReport) -> bytes:

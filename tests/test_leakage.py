@@ -1,4 +1,4 @@
-"""The leakage audit finds planted exact and near duplicates, and nothing else."""
+"""The leakage check finds planted exact and near duplicates, and nothing else."""
 from __future__ import annotations
 
 import shutil
@@ -6,8 +6,8 @@ import shutil
 import cv2
 import numpy as np
 
-from core.data.audit import LEAKAGE_FREE_FILE, audit, write_report
 from core.data.discovery import discover
+from core.data.leakage import LEAKAGE_FREE_FILE, check_leakage, write_leakage_report
 
 
 def _distinct_dataset(root, n_train: int = 6, n_test: int = 4, seed: int = 5):
@@ -22,21 +22,21 @@ def _distinct_dataset(root, n_train: int = 6, n_test: int = 4, seed: int = 5):
     return root
 
 
-def test_audit_finds_planted_exact_and_near_duplicates(tmp_path):
+def test_leakage_check_finds_planted_exact_and_near_duplicates(tmp_path):
     root = _distinct_dataset(tmp_path / "d")
     train_img = root / "Training" / "meningioma" / "Tr-meningioma-002.png"
     shutil.copy(train_img, root / "Testing" / "meningioma" / "exact-copy.png")
     near = cv2.imread(str(root / "Training" / "pituitary" / "Tr-pituitary-004.png"))
     near = np.clip(near.astype(int) * 1.05 + 3, 0, 255).astype(np.uint8)
     cv2.imwrite(str(root / "Testing" / "pituitary" / "near-copy.jpg"), near, [cv2.IMWRITE_JPEG_QUALITY, 70])
-    report = audit(discover(root))
+    report = check_leakage(discover(root))
     assert set(report.exact) == {"Testing/meningioma/exact-copy.png"}
     assert report.exact["Testing/meningioma/exact-copy.png"] == "Training/meningioma/Tr-meningioma-002.png"
     assert report.near["Testing/pituitary/near-copy.jpg"][0] == "Training/pituitary/Tr-pituitary-004.png"
     summary = report.summary()
     assert summary["total"]["test"] == 18 and summary["total"]["exact"] == 1
     assert summary["per_class"]["meningioma"]["leakage_free"] == summary["per_class"]["meningioma"]["test"] - 1
-    out = write_report(report, tmp_path / "out")
+    out = write_leakage_report(report, tmp_path / "out")
     assert out.name == LEAKAGE_FREE_FILE
     listed = out.read_text().split()
     assert "Testing/meningioma/exact-copy.png" not in listed and "Testing/pituitary/near-copy.jpg" not in listed
@@ -44,7 +44,7 @@ def test_audit_finds_planted_exact_and_near_duplicates(tmp_path):
 
 
 def test_distinct_scans_are_not_flagged(tmp_path):
-    report = audit(discover(_distinct_dataset(tmp_path / "d", seed=9)))
+    report = check_leakage(discover(_distinct_dataset(tmp_path / "d", seed=9)))
     assert not report.exact and not report.near
 
 
@@ -61,9 +61,9 @@ def test_mirrored_and_reframed_copies_join_their_source_group(tmp_path):
     padded = np.zeros((256, 256), np.uint8)
     padded[20:148, 100:228] = source                          # the same slice, smaller inside a larger black frame
     cv2.imwrite(str(root / "Testing" / "glioma" / "reframed.png"), padded)
-    report = audit(discover(root), masks_index=None)
+    report = check_leakage(discover(root), masks_index=None)
     assert "Testing/glioma/mirror.png" not in report.near          # the older check misses the mirror...
-    for name in ("mirror.png", "reframed.png"):                      # ...the grouped audit does not
+    for name in ("mirror.png", "reframed.png"):                      # ...the grouped check does not
         relpath = f"Testing/glioma/{name}"
         assert relpath not in report.unseen
         assert report.groups[relpath] == report.groups["Training/glioma/Tr-glioma-001.png"]
@@ -80,7 +80,7 @@ def test_source_ids_group_scans_and_the_grouped_split_keeps_groups_whole(tmp_pat
                          "Training/pituitary/Tr-pituitary-003.png,figshare:7\n"
                          "Training/pituitary/Tr-pituitary-004.png,figshare:7\n")
     index = discover(root)
-    report = audit(index, masks_index=index_csv)
+    report = check_leakage(index, masks_index=index_csv)
     assert "Testing/pituitary/Te-pituitary-000.png" not in report.unseen
     assert len(report.unseen) == len(report.test) - 1
     pair = {"Training/pituitary/Tr-pituitary-003.png", "Training/pituitary/Tr-pituitary-004.png"}
