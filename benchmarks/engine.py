@@ -38,7 +38,7 @@ from core.xai.explainers import explain  # noqa: E402
 def _runners(model, path: Path) -> dict[str, engine.OpenVinoRunner | None]:
     key, cache = engine.file_sha256(path), settings().engine_cache
     runners: dict[str, engine.OpenVinoRunner | None] = {engine.TENSORFLOW: None}
-    for name in engine.candidates("auto")[::-1]:
+    for name in [engine.OPENVINO_F32] + ([engine.OPENVINO_BF16] if engine.bf16_supported() else []):
         runners[name] = engine.compile_runner(_probe(model)[0], key, cache, name)
         print(f"{name}: conversion {runners[name].convert_seconds:.1f} s (0 = from the cache)", flush=True)
     return runners

@@ -83,7 +83,7 @@ class Settings:
     quick: bool = _variable("BRAINSCAN_QUICK", parse_flag, "`xai-eval` uses coarser metrics (as `--quick`)", False)
     engine: str = _variable(
         "BRAINSCAN_ENGINE", parse_text, "forward-pass engine: `auto` (OpenVINO if it passes the load check, else "
-        "TensorFlow), `tensorflow`, `openvino`, `openvino-f32` or `openvino-bf16`", "tensorflow")
+        "TensorFlow), `tensorflow`, `openvino`, `openvino-f32` or `openvino-bf16`", "auto")
     engine_cache: Path = _variable(
         "BRAINSCAN_ENGINE_CACHE", parse_path, "folder of converted OpenVINO models, keyed by the model file's hash",
         Path.home() / ".cache" / "brainscan" / "openvino")

@@ -67,6 +67,15 @@ def test_tensorflow_setting_and_bad_setting(tf_model, tmp_path, monkeypatch):
         select_engine(model, card, path, "onnx", tmp_path)
 
 
+def test_auto_tries_f32_only_and_bf16_only_where_supported(monkeypatch):
+    assert engine.candidates("auto") == engine.candidates("openvino") == ["openvino-f32"]
+    monkeypatch.setattr(engine, "bf16_supported", lambda: False)
+    assert engine.candidates("openvino-bf16") == ["openvino-f32"]
+    monkeypatch.setattr(engine, "bf16_supported", lambda: True)
+    assert engine.candidates("openvino-bf16") == ["openvino-bf16", "openvino-f32"]
+    assert engine.candidates("tensorflow") == []
+
+
 def test_a_runtime_that_disagrees_falls_back_to_tensorflow(tf_model, tmp_path, monkeypatch, caplog):
     model, card, path = tf_model
     real = engine.compile_runner
