@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -99,3 +100,28 @@ def test_classify_refuses_an_undecodable_ct_and_raises_for_an_undecodable_mr(tin
     with pytest.raises(ImageDecodeError):
         classify(model, card, decode_scan(_dicom("MR_small.dcm", broken_pixels=True), "mr.dcm"))
     assert isinstance(decode_scan(_png(), "x.png"), Scan)
+
+
+def test_the_app_decodes_an_upload_once_for_its_answer_picture_and_header(tiny_model_dir, tmp_path, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from ui import services, state
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("BRAINSCAN_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("BRAINSCAN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("BRAINSCAN_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("BRAINSCAN_DB_URL", raising=False)
+    monkeypatch.chdir(repo)
+    decoded = []
+    real = services.decode_scan
+    monkeypatch.setattr(services, "decode_scan", lambda data, name: decoded.append(name) or real(data, name))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(repo / "app.py"), default_timeout=300)
+    at.run()
+    at.file_uploader(key=state.uploads_key(0)).set_value([("mr.dcm", _dicom("MR_small.dcm"), "application/dicom")]).run()
+    assert not at.exception, at.exception
+    assert at.get("plotly_chart") and at.get("image"), "an answer and the picture"
+    assert "DICOM technical header" in [e.label for e in at.expander]
+    assert len(decoded) == 1, decoded

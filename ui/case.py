@@ -22,7 +22,7 @@ from core.store.audit import AuditStore
 from core.store.cases import new_case_id, sha256_bytes, validate_case_id
 from ui import state
 from ui.presentation import content_hash, scan_labels
-from ui.services import choose_scan, decoded_scan, labels, set_scans, show_file_names, trust_for
+from ui.services import choose_scan, decoded_scan, set_scans, show_file_names, trust_for
 
 
 def session_id() -> str:
@@ -130,7 +130,7 @@ def _deidentified(text: str, labels: dict[str, str]) -> str:
 def _single_headers(files: dict[str, bytes]) -> dict[str, dict[str, str]]:
     """The technical headers of the DICOM files among single scans, from the one decode that the assessment and
     the pictures use too (`decoded_scan`, under the label the pages show)."""
-    shown = labels()
+    shown = scan_labels(files, show_file_names())
     headers = {}
     for name, data in files.items():
         if is_dicom(data):

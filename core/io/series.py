@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from core.errors import BrainScanError, CaseError, ImageDecodeError
-from core.io.images import dicom_pixel_budget, read_image
+from core.io.images import dicom_pixel_budget, read_dicom, read_image
 
 MAX_ARCHIVE_MEMBERS = 2000
 MAX_ARCHIVE_BYTES = 1 << 30  # 1 GiB uncompressed in all
@@ -73,15 +73,6 @@ def expand_archives(files: dict[str, bytes], max_members: int = MAX_ARCHIVE_MEMB
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError) as exc:
             raise CaseError(f"{name}: cannot open the zip archive ({exc})") from exc
     return out
-
-
-def _read(data: bytes, name: str) -> Any:
-    import pydicom
-
-    try:
-        return pydicom.dcmread(io.BytesIO(data), force=True)
-    except Exception as exc:  # pydicom raises many types for corrupt files
-        raise ImageDecodeError(f"{name}: not a readable DICOM file ({exc})") from exc
 
 
 def _plane(orientation: Any) -> str | None:
@@ -142,7 +133,7 @@ def _frames(ds: Any) -> int:
 
 def header_of(data: bytes, name: str = "upload") -> dict[str, str]:
     """Technical header of one DICOM file's bytes (empty for other images)."""
-    return technical_header(_read(data, name)) if is_dicom(data) else {}
+    return technical_header(read_dicom(data, name)) if is_dicom(data) else {}
 
 
 def _frame_rgb(ds: Any, pixels: np.ndarray, name: str) -> np.ndarray:
@@ -243,7 +234,7 @@ def load_series(files: dict[str, bytes]) -> Series:
     if others:
         raise CaseError(f"a DICOM series must be uploaded alone; {len(others)} other file(s) came with it "
                         f"(e.g. {others[0]})")
-    datasets = [(name, data, _read(data, name)) for name, data in files.items()]
+    datasets = [(name, data, read_dicom(data, name)) for name, data in files.items()]
     _same([str(ds.get("PatientID", "")) for _, _, ds in datasets], "patients")
     _same([str(ds.get("StudyInstanceUID", "")) for _, _, ds in datasets], "studies")
     _same([str(ds.get("SeriesInstanceUID", "")) for _, _, ds in datasets], "series")

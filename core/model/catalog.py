@@ -61,19 +61,27 @@ def default_entry() -> ModelEntry | None:
     return model_entry(default, "BRAINSCAN_MODEL" if settings().model else "bundled")
 
 
+KEY_METRICS = (("test", "test accuracy", "accuracy"), ("test_unseen", "unseen-test accuracy", "accuracy"),
+               ("test_leakage_free", "leakage-free macro-F1", "macro_f1"))
+
+
 def key_numbers(card: ModelCard | None) -> dict[str, Any]:
-    """The few numbers shown beside a model in the picker."""
+    """The few numbers shown beside a model in the picker (from the card's typed records; a card written by a
+    newer version shows its recipe only)."""
     if card is None:
         return {}
     numbers: dict[str, Any] = {"backbone": card.backbone, "input": f"{card.image_size} px",
                                "weights": card.weights_origin}
-    evaluation = card.evaluation or {}
-    for split, label, metric in (("test", "test accuracy", "accuracy"), ("test_unseen", "unseen-test accuracy", "accuracy"),
-                                 ("test_leakage_free", "leakage-free macro-F1", "macro_f1")):
-        if metric in evaluation.get(split, {}):
-            numbers[label] = round(float(evaluation[split][metric]), 4)
-    if card.training.get("epochs_run"):
-        numbers["epochs"] = card.training["epochs_run"]
+    try:
+        splits, epochs = card.evaluation_record.splits, card.training_record.epochs_run
+    except BrainScanError:
+        return numbers
+    for split, label, metric in KEY_METRICS:
+        value = splits[split].metrics.get(metric) if split in splits else None
+        if value is not None:
+            numbers[label] = round(float(value), 4)
+    if epochs:
+        numbers["epochs"] = epochs
     return numbers
 
 
