@@ -58,25 +58,26 @@ def ray_scorer(model_dir: str, address: str | None = None, workers: int | None =
         records: dict[int, dict[str, Any]] = {i: done[s.row.file] for i, s in enumerate(scans) if s.row.file in done}
         pending = [{"index": i, "seed": seed + i, "scan": pickle.dumps(s)} for i, s in enumerate(scans)
                    if i not in records]
+        if not pending:
+            return [records[i] for i in sorted(records)]
         started = connect(address)
         try:
-            if pending:
-                chosen = plan(workers, address)
-                kwargs = {"model_dir": model_dir, "methods": list(methods), "options": pickle.dumps(method_options),
-                          "road": road, "cpus": int(chosen.cpus)}
-                scored = ray.data.from_items(pending, override_num_blocks=len(pending)).map_batches(
-                    LocalisationScorer, batch_size=1, batch_format="pyarrow", concurrency=chosen.workers,
-                    num_cpus=chosen.cpus, fn_constructor_kwargs=kwargs)
-                for batch in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
-                    for index, text in zip(batch.column("index").to_pylist(), batch.column("record").to_pylist()):
-                        records[index] = json.loads(text)
-                        if checkpoint is not None:
-                            with checkpoint.open("a") as handle:
-                                handle.write(text + "\n")
-                    if progress:
-                        progress(len(records), len(scans))
-                    if deadline is not None and time.perf_counter() > deadline:
-                        break
+            chosen = plan(workers, address)
+            kwargs = {"model_dir": model_dir, "methods": list(methods), "options": pickle.dumps(method_options),
+                      "road": road, "cpus": int(chosen.cpus)}
+            scored = ray.data.from_items(pending, override_num_blocks=len(pending)).map_batches(
+                LocalisationScorer, batch_size=1, batch_format="pyarrow", concurrency=chosen.workers,
+                num_cpus=chosen.cpus, fn_constructor_kwargs=kwargs)
+            for batch in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
+                for index, text in zip(batch.column("index").to_pylist(), batch.column("record").to_pylist()):
+                    records[index] = json.loads(text)
+                    if checkpoint is not None:
+                        with checkpoint.open("a") as handle:
+                            handle.write(text + "\n")
+                if progress:
+                    progress(len(records), len(scans))
+                if deadline is not None and time.perf_counter() > deadline:
+                    break
         finally:
             if started:
                 ray.shutdown()
