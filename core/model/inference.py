@@ -1,5 +1,6 @@
 """The one inference path: every consumer (classification, evaluation, explainers, XAI metrics, image
-selection) gets probabilities from `predict_proba`, which runs the model's traced forward call in batches.
+selection) gets probabilities from `predict_proba`, which runs the model's forward call in batches: the engine
+`core.model.factory.load_model` attached (OpenVINO, see `core.model.engine`) or the traced TensorFlow call.
 
 Also the input check for a preprocessed image, and `classify`, the one function that turns a file into the
 `core.model.assessment.Assessment` shown by the app, the report and the CLI.
