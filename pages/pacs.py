@@ -11,11 +11,11 @@ notice()
 connection = connection_or_help()
 if connection is None:
     st.stop()
-search_form(connection)
-loaded = active_model()
+loaded = active_model()  # first: the panel is usable once the model it classifies with is loaded
 if loaded is None:
     st.stop()
 entry, model, card = loaded
+search_form(connection)
 study_results(connection, entry, model, card)
 case = st.session_state.get(CASE)
 if case is not None:

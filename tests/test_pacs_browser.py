@@ -50,6 +50,9 @@ def test_pacs_panel_search_classify_send_in_chromium(tmp_path):
                     page.get_by_role("button", name="Send", exact=True).click()
                     expect(page.get_by_text("Sent to the PACS").first).to_be_visible()
                     assert page.get_by_text("Traceback").count() == 0
+                except Exception:
+                    page.screenshot(path=str(SCREENSHOTS / "pacs-panel-failure.png"), full_page=True)
+                    raise
                 finally:
                     browser.close()
         modalities = {s.modality for s in list_series(PacsConnection(pacs.url), pacs.study_uid)}
