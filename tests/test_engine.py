@@ -118,8 +118,13 @@ def test_probe_batch_holds_the_samples_their_mirrors_and_masked_scans(tf_model):
 
 @pytest.fixture(scope="module")
 def bundled():
-    """The bundled model loaded with the default setting (auto), and the runner the load check attached."""
+    """The bundled model loaded with the default setting (auto), and the runner the load check attached (loaded
+    only where the real data is, the tests that use it being `data` tests)."""
     from core.model.factory import load_model
+    from tests.conftest import REAL_DATA
+
+    if not (REAL_DATA / "Testing").is_dir():
+        pytest.skip(f"real data not found at {REAL_DATA} (set BRAINSCAN_DATA)")
 
     model, card = load_model(BUNDLED)
     select_engine(model, card, BUNDLED / card.model_file, "auto")
