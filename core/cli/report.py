@@ -9,6 +9,7 @@ from typing import Any
 
 from core.cli.common import model_arg
 from core.errors import ImageDecodeError
+from core.io.atomic import atomic_write_bytes
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -31,7 +32,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ImageDecodeError(f"cannot write {out}: the folder {out.parent} does not exist")
     model, card = load_model(args.model)
     pdf, report = make_case_report(model, card, args.model, files, case_id, methods, args.faithfulness)
-    out.write_bytes(pdf)
+    atomic_write_bytes(out, pdf)
     if not args.no_audit:
         store = AuditStore()
         info = model_info(args.model, card)
