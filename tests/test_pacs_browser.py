@@ -34,7 +34,8 @@ def test_pacs_panel_search_classify_send_in_chromium(tmp_path):
                 page = browser.new_page(viewport={"width": 1366, "height": 1800})
                 page.set_default_timeout(TIMEOUT_MS)
                 try:
-                    page.goto(f"{url}/pacs-worklist")
+                    page.goto(url)  # a direct /pacs-worklist URL opens a "Page not found" dialog over the page
+                    page.get_by_role("link", name="PACS").first.click()
                     expect(page.get_by_text("Work from the PACS")).to_be_visible()
                     expect(page.get_by_text(pacs.url.removeprefix("http://").split("/")[0]).first).to_be_visible()
                     page.get_by_label("Patient ID").fill(PATIENT_ID)
