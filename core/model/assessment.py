@@ -92,6 +92,7 @@ class Assessment:
     ood_score: float | None = None
     decoded: bool = True
     model: str = ""
+    engine: str = ""
     schema_version: int = field(default=SCHEMA_VERSION)
 
     @property
@@ -205,6 +206,7 @@ class Assessment:
         """The machine-readable record: `predict --json`, the audit trail and the batch rows use exactly this."""
         refused = self.refused
         return {"file": self.file, "schema_version": self.schema_version, "model": self.model,
+                "engine": self.engine,
                 "state": self.state.value, "headline": self.headline,
                 "predicted_class": self.answer,
                 "top_class": None if refused else self.predicted,

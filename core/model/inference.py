@@ -167,9 +167,9 @@ def check_image(model: Any, image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32, copy=True)
 
 
-def _refused(card: ModelCard, name: str, refusal: Refusal, decoded: bool) -> Assessment:
+def _refused(model: Any, card: ModelCard, name: str, refusal: Refusal, decoded: bool) -> Assessment:
     return Assessment(name, tuple(card.class_names), refusal=refusal.reason, refusal_layer=refusal.layer,
-                      decoded=decoded, model=card.name)
+                      decoded=decoded, model=card.name, engine=engine.engine_name(model))
 
 
 def classify(model: Any, card: ModelCard, source: str | Path | bytes | Scan, name: str | None = None,
@@ -186,7 +186,7 @@ def classify(model: Any, card: ModelCard, source: str | Path | bytes | Scan, nam
     scan = source if isinstance(source, Scan) else decode_scan(source, name)
     refusal = check_scan(scan)
     if scan.pixels is None and refusal is not None:
-        return _refused(card, scan.name, refusal, decoded=False)
+        return _refused(model, card, scan.name, refusal, decoded=False)
     return assess_images(model, card, [scan.rgb], [scan.name], trust, [refusal])[0]
 
 
@@ -219,7 +219,8 @@ def assess_images(model: Any, card: ModelCard, images: list[np.ndarray], names: 
         out.append(Assessment(name, classes, tuple(float(p) for p in calibrated[i]), tuple(float(p) for p in raw[i]),
                               calibrated_model=trust is not None, prediction_set=members,
                               refusal=refusal.reason if refusal else None,
-                              refusal_layer=refusal.layer if refusal else None, ood_score=ood[i], model=card.name))
+                              refusal_layer=refusal.layer if refusal else None, ood_score=ood[i], model=card.name,
+                              engine=engine.engine_name(model)))
     return out
 
 
