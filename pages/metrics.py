@@ -96,7 +96,7 @@ st.header("Scans from other collections (external validation)")
 show_external_validation(card)
 
 st.header("Knowing when not to answer")
-show_trust_metrics(card.evaluation)
+show_trust_metrics(evaluation)
 
 st.header("Training")
 history = history_for(entry.path)

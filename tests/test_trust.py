@@ -355,6 +355,7 @@ def test_classify_page_shows_why_a_scan_is_refused_and_the_set_of_an_accepted_on
 
 
 def test_metrics_tables_name_each_measure_in_plain_words_first():
+    from core.model.trust_records import TrustRecord
     from ui.trust_view import calibration_frame, conformal_frame, gate_frame
 
     calib = {"n": 10, "ece": 0.1, "nll": 0.3, "brier": 0.2, "per_class": {}}
@@ -364,6 +365,7 @@ def test_metrics_tables_name_each_measure_in_plain_words_first():
              "test_false_refusal": {"n": 10, "rate": 0.0, "rate_ci95": [0.0, 0.3]},
              "external": {"far_ood": {"n": 5, "refused": 0.8, "refused_ci95": [0.4, 0.96], "auroc": 0.9,
                                       "auroc_ci95": [0.8, 0.95], "fpr_at_95tpr": 0.2}}}
+    trust = TrustRecord.from_json(trust)
     frame = calibration_frame(trust)
     assert frame.loc["all scans", "Probability vs reality gap (ECE), after"] == 0.05
     assert "Set holds the true class (coverage)" in conformal_frame(trust).columns

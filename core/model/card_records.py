@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from core.errors import ModelNotFoundError
+from core.model.trust_records import TrustRecord
 
 CARD_PART_SCHEMA = 1
 HEADLINE = ("accuracy", "loss", "macro_f1", "cohen_kappa", "macro_auc")
@@ -125,13 +126,13 @@ class AuditSummary:
 @dataclass
 class EvaluationRecord:
     """`ModelCard.evaluation`: the splits' classification metrics, the leakage audit, the trust layer's
-    figures (`trust`, rendered by `ui.trust_view`) and the external sets."""
+    figures (`trust`, a `TrustRecord` rendered by `ui.trust_view`) and the external sets."""
 
     splits: dict[str, SplitResult] = field(default_factory=dict)
     protocol: str | None = None
     seed: int | None = None
     audit: dict[str, Any] = field(default_factory=dict)
-    trust: dict[str, Any] = field(default_factory=dict)
+    trust: TrustRecord | None = None
     external: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = CARD_PART_SCHEMA
@@ -140,13 +141,16 @@ class EvaluationRecord:
     def from_json(cls, raw: dict[str, Any] | None) -> EvaluationRecord:
         version, content = _versioned(raw, "evaluation")
         splits = {s: SplitResult.from_json(content.pop(s)) for s in SPLITS if isinstance(content.get(s), dict)}
-        known, extra = _split_known(cls, content, ("splits", "schema_version"))
-        return cls(splits, **known, extra=extra, schema_version=version)
+        trust = TrustRecord.from_json(content.pop("trust")) if content.get("trust") else None
+        known, extra = _split_known(cls, content, ("splits", "trust", "schema_version"))
+        return cls(splits, **known, trust=trust, extra=extra, schema_version=version)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema_version": self.schema_version} if self.schema_version > 1 else {}
         out.update({k: getattr(self, k) for k in ("protocol", "seed") if getattr(self, k) is not None})
-        out.update({k: getattr(self, k) for k in ("audit", "trust", "external") if getattr(self, k)})
+        out.update({"audit": self.audit} if self.audit else {})
+        out.update({"trust": self.trust.to_json()} if self.trust is not None else {})
+        out.update({"external": self.external} if self.external else {})
         out.update({s: r.to_json() for s, r in self.splits.items()})
         out.update(self.extra)
         return out
@@ -169,11 +173,10 @@ class EvaluationRecord:
 
     def gate_refusals(self, set_name: str) -> Proportion | None:
         """The input gate's refusal rate on an external set (`trust.external`), or None when not measured."""
-        gate = self.trust.get("external") if isinstance(self.trust, dict) else None
-        entry = gate.get(set_name) if isinstance(gate, dict) else None
-        if not isinstance(entry, dict) or not isinstance(entry.get("refused"), (int, float)):
+        entry = self.trust.external.get(set_name) if self.trust is not None else None
+        if entry is None or not isinstance(entry.refused, (int, float)):
             return None
-        return Proportion.parse({"value": entry["refused"], "ci95": entry.get("refused_ci95"), "n": entry.get("n")})
+        return Proportion.parse({"value": entry.refused, "ci95": entry.refused_ci95, "n": entry.n})
 
 
 @dataclass
