@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,91 @@ def _load_cache(path: str | Path | None) -> tuple[dict, dict, np.ndarray, dict] 
         return parts["train"], parts["val"], arrays["val_proba"], parts["neg"]
 
 
+@dataclass(frozen=True)
+class _FitImages:
+    """The scans a fit uses: sampled training scans and the validation split, each with one shifted copy, and the
+    self-built negatives the rule layer lets through (with their families and the rule refusals per family)."""
+
+    train: Any
+    val: Any
+    shifted_train: np.ndarray
+    shifted_val: np.ndarray
+    negatives: list[np.ndarray]
+    families: np.ndarray
+    rule_refused: dict[str, int]
+
+
+def _fit_splits(card: ModelCard, data: str | Path, protocol: str, val_fraction: float, seed: int,
+                leakage: LeakageReport | None) -> dict[str, list[Sample]]:
+    """The card's splits of `data`; a CalibrationError when a class has too few training or validation scans."""
+    index = discover_for_model(data, card.class_names)
+    groups = (leakage or check_leakage(index)).groups if protocol == "grouped" else None
+    splits = make_splits(index, protocol, val_fraction, seed, groups)
+    for part, minimum in (("train", MIN_TRAIN_PER_CLASS), ("validation", MIN_VALIDATION_PER_CLASS)):
+        counts = [sum(s.label == k for s in splits[part]) for k in range(len(card.class_names))]
+        if min(counts) < minimum:
+            raise CalibrationError(f"too few {part} scans to fit the gate and calibration: {counts} per class "
+                                   f"(at least {minimum} each)")
+    return splits
+
+
+def _gate_negatives(images: np.ndarray, card: ModelCard, seed: int, per_family: int
+                    ) -> tuple[list[np.ndarray], np.ndarray, dict[str, int]]:
+    """(negatives the rule layer passes, preprocessed; their families; rule refusals per family)."""
+    negatives = build_negatives(images, seed=seed, per_family=per_family)
+    kept, families, rule_refused = [], [], {}
+    for image, family in zip(negatives.images, negatives.families):
+        if check_pixels(image) is not None:  # the rule layer refuses it before any learned score is asked
+            rule_refused[family] = rule_refused.get(family, 0) + 1
+            continue
+        kept.append(preprocess(image, card.image_size, card.crop).astype(np.uint8))
+        families.append(family)
+    return kept, np.asarray(families), rule_refused
+
+
+def _fit_images(card: ModelCard, splits: dict[str, list[Sample]], seed: int, per_class: int, per_family: int,
+                progress: Progress) -> _FitImages:
+    """Load the scans of a fit and build their shifted copies and the negatives (seeded)."""
+    rng = np.random.default_rng(seed)
+    fit_samples = _sample(splits["train"], per_class, seed)
+    train = load_samples(fit_samples, card.image_size,
+                         progress=(lambda i, n: progress("load training", i, n)) if progress else None, crop=card.crop)
+    val = load_samples(splits["validation"], card.image_size,
+                       progress=(lambda i, n: progress("load validation", i, n)) if progress else None, crop=card.crop)
+    shifted_train = np.stack([shifted_scan(s, rng) for s in train.images])
+    shifted_val = np.stack([shifted_scan(s, rng) for s in val.images])
+    negatives, families, rule_refused = _gate_negatives(train.images, card, seed, per_family)
+    return _FitImages(train, val, shifted_train, shifted_val, negatives, families, rule_refused)
+
+
+def _fit_features(model: Any, images: _FitImages, cache: str | Path | None, progress: Progress
+                  ) -> tuple[dict, dict, np.ndarray, dict]:
+    """(training features, validation features, validation probabilities, negative features), clean scans first
+    then shifted copies; read from / written to `cache` when given."""
+    cached = _load_cache(cache)
+    if cached:
+        return cached
+    _, f_train = _features(model, np.concatenate([images.train.images, images.shifted_train]), "features: training",
+                           progress)
+    val_proba, f_val = _features(model, np.concatenate([images.val.images, images.shifted_val]),
+                                 "features: validation", progress)
+    _, f_neg = _features(model, np.stack(images.negatives), "features: negatives", progress)
+    _save_cache(cache, f_train, f_val, val_proba, f_neg)
+    return f_train, f_val, val_proba, f_neg
+
+
+def _fitted(images: _FitImages, data: str | Path, protocol: str, seed: int, val_fraction: float,
+            false_refusal: float, command: str) -> dict[str, Any]:
+    """The `fitted` provenance of trust.json (`seconds` is filled in once the fit is done)."""
+    families = images.families
+    return {"data": str(data), "protocol": protocol, "seed": seed, "val_fraction": val_fraction,
+            "training_scans": int(len(images.train.images)), "shifted_training_scans": int(len(images.shifted_train)),
+            "validation_scans": int(len(images.val.images)), "shifted_validation_scans": int(len(images.shifted_val)),
+            "negatives": {f: int((families == f).sum()) for f in sorted(set(families.tolist()))},
+            "negatives_refused_by_rules": images.rule_refused, "false_refusal_target": false_refusal,
+            "command": command, "seconds": None, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 def fit_trust(model: Any, card: ModelCard, data: str | Path, model_dir: str | Path, protocol: str | None = None,
               seed: int = 42, val_fraction: float = 0.1, confidence: float = DEFAULT_CONFIDENCE,
               per_class: int = FIT_PER_CLASS, per_family: int = NEGATIVES_PER_FAMILY,
@@ -145,74 +231,34 @@ def fit_trust(model: Any, card: ModelCard, data: str | Path, model_dir: str | Pa
     """Fit the gate (score chosen by measurement), temperature and conformal sets; write trust.json/.npz.
     `leakage`: the data's leakage report when the caller has it (a training run passes its own along)."""
     started = time.perf_counter()
-    candidates = list(candidates or SCORES)
-    index = discover_for_model(data, card.class_names)
     protocol = protocol or card_protocol(card)
-    groups = (leakage or check_leakage(index)).groups if protocol == "grouped" else None
-    splits = make_splits(index, protocol, val_fraction, seed, groups)
-    for part, minimum in (("train", MIN_TRAIN_PER_CLASS), ("validation", MIN_VALIDATION_PER_CLASS)):
-        counts = [sum(s.label == k for s in splits[part]) for k in range(len(card.class_names))]
-        if min(counts) < minimum:
-            raise CalibrationError(f"too few {part} scans to fit the gate and calibration: {counts} per class "
-                                   f"(at least {minimum} each)")
-    rng = np.random.default_rng(seed)
-    fit_samples = _sample(splits["train"], per_class, seed)
-    train = load_samples(fit_samples, card.image_size,
-                         progress=(lambda i, n: progress("load training", i, n)) if progress else None, crop=card.crop)
-    val = load_samples(splits["validation"], card.image_size,
-                       progress=(lambda i, n: progress("load validation", i, n)) if progress else None, crop=card.crop)
-    shifted_train = np.stack([shifted_scan(s, rng) for s in train.images])
-    shifted_val = np.stack([shifted_scan(s, rng) for s in val.images])
-    negatives = build_negatives(train.images, seed=seed, per_family=per_family)
-    neg_images, kept_families, rule_refused = [], [], {}
-    for image, family in zip(negatives.images, negatives.families):
-        if check_pixels(image) is not None:  # the rule layer refuses it before any learned score is asked
-            rule_refused[family] = rule_refused.get(family, 0) + 1
-            continue
-        neg_images.append(preprocess(image, card.image_size, card.crop).astype(np.uint8))
-        kept_families.append(family)
-    families = np.asarray(kept_families)
-
-    train_labels = np.r_[train.labels, train.labels]
-    cached = _load_cache(features_cache)
-    if cached:
-        f_train, f_val, val_proba, f_neg = cached
-    else:
-        _, f_train = _features(model, np.concatenate([train.images, shifted_train]), "features: training", progress)
-        val_proba, f_val = _features(model, np.concatenate([val.images, shifted_val]), "features: validation",
-                                     progress)
-        _, f_neg = _features(model, np.stack(neg_images), "features: negatives", progress)
-        _save_cache(features_cache, f_train, f_val, val_proba, f_neg)
-    validation = {"features": f_val, "n_clean": len(val.images)}
-
-    best, selection = select_gate_score(f_train, train_labels, f_neg, families, validation, candidates,
-                                        false_refusal, seed)
+    splits = _fit_splits(card, data, protocol, val_fraction, seed, leakage)
+    images = _fit_images(card, splits, seed, per_class, per_family, progress)
+    train_labels = np.r_[images.train.labels, images.train.labels]
+    f_train, f_val, val_proba, f_neg = _fit_features(model, images, features_cache, progress)
+    validation = {"features": f_val, "n_clean": len(images.val.images)}
+    best, selection = select_gate_score(f_train, train_labels, f_neg, images.families, validation,
+                                        list(candidates or SCORES), false_refusal, seed)
     score = get_score(best)
     params = score.fit(f_train, train_labels, f_neg if score.uses_negatives else None, seed=seed)
-    val_scores = score.score(f_val, params)
-    threshold = float(np.quantile(val_scores, 1 - false_refusal))
+    threshold = float(np.quantile(score.score(f_val, params), 1 - false_refusal))
 
-    n = len(val.images)
+    n, labels = len(images.val.images), images.val.labels
     logits = f_val["logits"][:n]
-    temperature = fit_temperature(logits, val.labels)
+    temperature = fit_temperature(logits, labels)
     before, after = val_proba[:n], calibrated_proba(logits, temperature)
     config = TrustConfig(
         temperature=temperature, gate_score=best, gate_threshold=threshold, confidence=confidence,
         class_names=list(card.class_names),
-        fitted={"data": str(data), "protocol": protocol, "seed": seed, "val_fraction": val_fraction,
-                "training_scans": int(len(train.images)), "shifted_training_scans": int(len(shifted_train)),
-                "validation_scans": int(n), "shifted_validation_scans": int(len(shifted_val)),
-                "negatives": {f: int((families == f).sum()) for f in sorted(set(kept_families))},
-                "negatives_refused_by_rules": rule_refused, "false_refusal_target": false_refusal,
-                "command": command, "seconds": None, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        fitted=_fitted(images, data, protocol, seed, val_fraction, false_refusal, command),
         report={"gate_selection": selection,
-                "validation_calibration": {"before": calibration_metrics(before, val.labels, card.class_names, seed),
-                                           "after": calibration_metrics(after, val.labels, card.class_names, seed)}})
-    save_trust(model_dir, config, params, after, val.labels)
+                "validation_calibration": {"before": calibration_metrics(before, labels, card.class_names, seed),
+                                           "after": calibration_metrics(after, labels, card.class_names, seed)}})
+    save_trust(model_dir, config, params, after, labels)
     trust = load_trust(model_dir, card.class_names)
-    config.report["validation_conformal"] = conformal_metrics(trust.sets(after), after, val.labels, card.class_names)
+    config.report["validation_conformal"] = conformal_metrics(trust.sets(after), after, labels, card.class_names)
     config.fitted["seconds"] = round(time.perf_counter() - started, 1)
-    save_trust(model_dir, config, params, after, val.labels)
+    save_trust(model_dir, config, params, after, labels)
     log.info("trust fitted in %.0f s: gate %s (threshold %.4g), temperature %.3f", config.fitted["seconds"], best,
              threshold, temperature)
     return load_trust(model_dir, card.class_names)
