@@ -49,30 +49,28 @@ def _private(value: str, meaning: str) -> CodedConcept:
     return CodedConcept(value, SCHEME, meaning)
 
 
+def _privates(*codes: tuple[str, str]) -> tuple[CodedConcept, ...]:
+    """Private codes from (value, meaning) pairs, in order."""
+    return tuple(_private(value, meaning) for value, meaning in codes)
+
+
 TITLE = CodedConcept("18748-4", "LN", "Diagnostic imaging report")
 COMMENT = CodedConcept("121106", "DCM", "Comment")
 GROUP = CodedConcept("125007", "DCM", "Measurement Group")
 TRACKING = CodedConcept("112039", "DCM", "Tracking Identifier")
 SOURCE = CodedConcept("121112", "DCM", "Source of Measurement")
 FINDING = CodedConcept("121071", "DCM", "Finding")
-MODEL_SHA = _private("MODELSHA256", "Model file SHA-256")
-SERIES = _private("SERIES", "Series assessment")
 SUMMARY = CodedConcept("121111", "DCM", "Summary")
-RULE = _private("RULE", "Series rule")
-SERIES_P = _private("SERIESP", "Series tumour probability")
-TOP_SLICE = _private("TOPSLICE", "Slice of the series tumour probability")
-STATE = _private("STATE", "Assessment state")
-HEADLINE = _private("HEADLINE", "Headline")
-GATE = _private("GATE", "Input gate")
-REFUSAL = _private("REFUSAL", "Refusal reason")
-REFUSAL_LAYER = _private("REFUSALLAYER", "Refusal layer")
-TOP_CLASS = _private("TOPCLASS", "Most probable class")
-SET_TEXT = _private("SETTEXT", "Prediction set")
-SET_MEMBER = _private("SETMEMBER", "Prediction set member")
-SLICE_P = _private("SLICEP", "Tumour probability")
 PROBABILITY = CodedConcept("122157", "DCM", "Probability")
-CLASS = _private("CLASS", "Class")
-WARNING = _private("WARNING", "Caveat")
+MODEL_SHA, SERIES, RULE, SERIES_P, TOP_SLICE = _privates(
+    ("MODELSHA256", "Model file SHA-256"), ("SERIES", "Series assessment"), ("RULE", "Series rule"),
+    ("SERIESP", "Series tumour probability"), ("TOPSLICE", "Slice of the series tumour probability"))
+STATE, HEADLINE, GATE, REFUSAL, REFUSAL_LAYER = _privates(
+    ("STATE", "Assessment state"), ("HEADLINE", "Headline"), ("GATE", "Input gate"), ("REFUSAL", "Refusal reason"),
+    ("REFUSALLAYER", "Refusal layer"))
+TOP_CLASS, SET_TEXT, SET_MEMBER, SLICE_P, CLASS, WARNING = _privates(
+    ("TOPCLASS", "Most probable class"), ("SETTEXT", "Prediction set"), ("SETMEMBER", "Prediction set member"),
+    ("SLICEP", "Tumour probability"), ("CLASS", "Class"), ("WARNING", "Caveat"))
 NO_UNITS = CodedConcept("1", "UCUM", "no units")
 
 

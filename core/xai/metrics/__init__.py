@@ -22,57 +22,48 @@ from core.xai.metrics.faithfulness.perturbation import check_map
 from core.xai.metrics.localisation import energy_pointing, pointing_game, rank_accuracy
 from core.xai.options import build
 
-METRICS: dict[str, MetricSpec] = {
-    "deletion_auc": MetricSpec(
-        "deletion_auc", "Deletion AUC", False,
-        "Area under the class probability as the most important pixels are blacked out (RISE). Lower is better.",
-        rise.DeletionOptions, rise.compute_deletion,
-        plain="Confidence left as the top pixels are deleted", term="deletion AUC"),
-    "insertion_auc": MetricSpec(
-        "insertion_auc", "Insertion AUC", True,
-        "Area under the class probability as the most important pixels are restored into a blurred scan "
-        "(RISE). Higher is better.",
-        rise.InsertionOptions, rise.compute_insertion,
-        plain="Confidence regained as the top pixels are restored", term="insertion AUC"),
-    "faithfulness_correlation": MetricSpec(
-        "faithfulness_correlation", "Faithfulness correlation", True,
-        "Pearson correlation between the attribution of random patch sets and the probability drop when "
-        "they are blacked out (Bhatt et al. 2020). Higher is better.",
-        correlation.Options, correlation.compute,
-        plain="Map agrees with the effect of removing pixels", term="faithfulness correlation"),
-    "road_morf": MetricSpec(
-        "road_morf", "ROAD MoRF", False,
-        "Area under the class probability as 10-90% of the pixels, most relevant first, are removed and filled "
-        "in by noisy linear imputation (Rong et al. 2022: no hole shaped like the map). Lower is better.",
-        road.Options, road.compute_morf,
-        plain="Confidence left as the top pixels are imputed", term="ROAD MoRF"),
-    "road_lerf": MetricSpec(
-        "road_lerf", "ROAD LeRF", True,
-        "Area under the class probability as 10-90% of the pixels, least relevant first, are removed and "
-        "imputed (Rong et al. 2022). Higher is better.",
-        road.Options, road.compute_lerf,
-        plain="Confidence left as the least relevant pixels are imputed", term="ROAD LeRF"),
-}
-LOCALISATION: dict[str, LocalisationSpec] = {
-    "energy_pointing": LocalisationSpec(
-        "energy_pointing", "Energy inside the mask", True,
-        "Energy-based pointing game (Wang et al. 2020): share of the map's positive mass inside the expert "
-        "tumour mask. A uniform map scores the mask's area fraction. Higher is better.",
-        energy_pointing.Options, energy_pointing.compute,
-        plain="Share of the map inside the tumour", term="energy pointing game"),
-    "pointing_hit": LocalisationSpec(
-        "pointing_hit", "Pointing-game hit rate", True,
-        "Is the map's maximum inside the expert mask dilated by 3 px at 224 px (Zhang et al. 2018)? "
-        "Higher is better.",
-        pointing_game.Options, pointing_game.compute, binary=True,
-        plain="Map's peak inside the tumour", term="pointing-game hit rate"),
-    "rank_accuracy": LocalisationSpec(
-        "rank_accuracy", "Relevance rank accuracy", True,
-        "Of the K most relevant pixels (K = mask size), the share inside the mask (Arras et al. 2022). "
-        "Higher is better.",
-        rank_accuracy.Options, rank_accuracy.compute,
-        plain="Top pixels inside the tumour", term="relevance rank accuracy"),
-}
+
+def _registry(spec: type, rows: Iterable[tuple]) -> dict[str, Any]:
+    """Registry entries by name from rows of (name, label, higher_is_better, plain, term, description,
+    options_type, compute[, keyword arguments])."""
+    entries = {}
+    for name, label, higher, plain, term, description, options_type, compute, *keywords in rows:
+        entries[name] = spec(name, label, higher, description, options_type, compute, plain=plain, term=term,
+                             **(keywords[0] if keywords else {}))
+    return entries
+
+
+METRICS: dict[str, MetricSpec] = _registry(MetricSpec, (
+    ("deletion_auc", "Deletion AUC", False, "Confidence left as the top pixels are deleted", "deletion AUC",
+     "Area under the class probability as the most important pixels are blacked out (RISE). Lower is better.",
+     rise.DeletionOptions, rise.compute_deletion),
+    ("insertion_auc", "Insertion AUC", True, "Confidence regained as the top pixels are restored", "insertion AUC",
+     "Area under the class probability as the most important pixels are restored into a blurred scan "
+     "(RISE). Higher is better.", rise.InsertionOptions, rise.compute_insertion),
+    ("faithfulness_correlation", "Faithfulness correlation", True, "Map agrees with the effect of removing pixels",
+     "faithfulness correlation", "Pearson correlation between the attribution of random patch sets and the "
+     "probability drop when they are blacked out (Bhatt et al. 2020). Higher is better.",
+     correlation.Options, correlation.compute),
+    ("road_morf", "ROAD MoRF", False, "Confidence left as the top pixels are imputed", "ROAD MoRF",
+     "Area under the class probability as 10-90% of the pixels, most relevant first, are removed and filled "
+     "in by noisy linear imputation (Rong et al. 2022: no hole shaped like the map). Lower is better.",
+     road.Options, road.compute_morf),
+    ("road_lerf", "ROAD LeRF", True, "Confidence left as the least relevant pixels are imputed", "ROAD LeRF",
+     "Area under the class probability as 10-90% of the pixels, least relevant first, are removed and "
+     "imputed (Rong et al. 2022). Higher is better.", road.Options, road.compute_lerf),
+))
+LOCALISATION: dict[str, LocalisationSpec] = _registry(LocalisationSpec, (
+    ("energy_pointing", "Energy inside the mask", True, "Share of the map inside the tumour", "energy pointing game",
+     "Energy-based pointing game (Wang et al. 2020): share of the map's positive mass inside the expert tumour "
+     "mask. A uniform map scores the mask's area fraction. Higher is better.", energy_pointing.Options,
+     energy_pointing.compute),
+    ("pointing_hit", "Pointing-game hit rate", True, "Map's peak inside the tumour", "pointing-game hit rate",
+     "Is the map's maximum inside the expert mask dilated by 3 px at 224 px (Zhang et al. 2018)? "
+     "Higher is better.", pointing_game.Options, pointing_game.compute, {"binary": True}),
+    ("rank_accuracy", "Relevance rank accuracy", True, "Top pixels inside the tumour", "relevance rank accuracy",
+     "Of the K most relevant pixels (K = mask size), the share inside the mask (Arras et al. 2022). "
+     "Higher is better.", rank_accuracy.Options, rank_accuracy.compute),
+))
 SANITY_LABEL = "Sanity check: rank correlation with a randomised model"
 SANITY_DESCRIPTION = ("Spearman correlation between the map of the trained model and the map of a copy with its "
                       "head and top backbone layers re-initialised (Adebayo et al. 2018). Lower is better.")
