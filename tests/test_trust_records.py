@@ -35,4 +35,7 @@ def test_absent_parts_read_as_empty_and_nulls_survive():
     assert record.to_json() == {"temperature": 1.2, "external": {"x": {"n": 3, "auroc": None}}}
     assert TrustRecord.from_json(None) == TrustRecord() and EvaluationRecord.from_json({}).trust is None
     assert Calibration.from_json({"ece": 0.1, "new_key": [1]}).to_json() == {"ece": 0.1, "new_key": [1]}
+    exact = {"n": 2, "coverage": 1, "coverage_ci95": [0, 1]}
+    assert json.dumps(TrustRecord.from_json({"test": {"conformal": exact}}).to_json()) == \
+        json.dumps({"test": {"conformal": exact}})
     assert GateOnSet(n=4, refused=0.5).to_json()["n"] == 4

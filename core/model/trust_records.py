@@ -19,7 +19,9 @@ _UNMODELLED = ("extra", "json_keys")
 
 
 def _interval(raw: Any) -> tuple[float, float] | None:
-    return (float(raw[0]), float(raw[1])) if isinstance(raw, (list, tuple)) and len(raw) == 2 else None
+    """A [low, high] pair as read (an integer bound stays one, so it writes back the same)."""
+    return (raw[0], raw[1]) if isinstance(raw, (list, tuple)) and len(raw) == 2 \
+        and all(isinstance(v, (int, float)) for v in raw) else None
 
 
 INTERVAL: Codec = (_interval, list)
