@@ -59,18 +59,23 @@ def test_energy_pointing_game_by_hand():
     assert np.isnan(localise_map(-np.ones((10, 10)), mask)["energy_pointing"])
 
 
+def _tolerance(pixels: int) -> dict:
+    """The pointing game's options (the one localisation metric with an option)."""
+    return {"pointing_hit": {"tolerance": pixels}}
+
+
 def test_pointing_game_tolerance_and_plateaus():
     mask = _square(224, 100, 100, 10)
     saliency = np.zeros((224, 224), np.float32)
     saliency[100, 112] = 1.0                          # 3 px right of the mask's edge (col 109)
-    assert localise_map(saliency, mask, ["pointing_hit"], tolerance=0)["pointing_hit"] == 0.0
-    assert localise_map(saliency, mask, ["pointing_hit"], tolerance=3)["pointing_hit"] == 1.0
+    assert localise_map(saliency, mask, ["pointing_hit"], options=_tolerance(0))["pointing_hit"] == 0.0
+    assert localise_map(saliency, mask, ["pointing_hit"], options=_tolerance(3))["pointing_hit"] == 1.0
     plateau = np.zeros((224, 224), np.float32)
     plateau[0:120, 0:120] = 1.0                       # a flat maximum whose first raster pixel (0, 0) misses;
-    assert localise_map(plateau, mask, ["pointing_hit"], tolerance=0)["pointing_hit"] == 0.0  # centre (59.5, 59.5)
+    assert localise_map(plateau, mask, ["pointing_hit"], options=_tolerance(0))["pointing_hit"] == 0.0  # centre (59.5, 59.5)
     plateau[:] = 0
     plateau[90:130, 90:130] = 1.0                     # centred on the mask: its centre is a hit
-    assert localise_map(plateau, mask, ["pointing_hit"], tolerance=0)["pointing_hit"] == 1.0
+    assert localise_map(plateau, mask, ["pointing_hit"], options=_tolerance(0))["pointing_hit"] == 1.0
 
 
 def test_rank_accuracy_by_hand():
@@ -86,7 +91,7 @@ def test_localise_map_rejects_bad_input():
     with pytest.raises(ExplainError, match="unknown localisation metric"):
         localise_map(np.zeros((4, 4)), np.zeros((4, 4), bool), ["nosuch"])
     with pytest.raises(ExplainError, match="tolerance"):
-        localise_map(np.zeros((4, 4)), np.zeros((4, 4), bool), tolerance=-1)
+        localise_map(np.zeros((4, 4)), np.zeros((4, 4), bool), options=_tolerance(-1))
 
 
 def test_floors_on_a_central_and_an_offcentre_mask():
@@ -197,7 +202,7 @@ def test_localisation_metrics_match_quantus_on_real_scans():
         for saliency in (smooth_central, random_map(224, int(rng.integers(100))), blurred_mask.astype(np.float32)):
             a_batch.append(saliency)
             s_batch.append(mask)
-            ours.append(localise_map(saliency, mask, tolerance=0))
+            ours.append(localise_map(saliency, mask, options=_tolerance(0)))
     x = np.zeros((len(a_batch), 1, 224, 224), np.float32)
     a = np.stack(a_batch)[:, None]
     s = np.stack(s_batch)[:, None].astype(float)
