@@ -44,6 +44,7 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 from core.stats import wilson as wilson_interval  # noqa: E402
+from core.training.launcher import default_data_dir  # noqa: E402
 
 SCHEMA_VERSION = 1
 METHODS = ("scorecam", "shap", "lime")
@@ -380,7 +381,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(default_model_dir()))
-    parser.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA", str(REPO.parent / "shared/data/brain-tumor-mri")))
+    parser.add_argument("--data", default=str(default_data_dir()))
     parser.add_argument("--masks", default=None)
     parser.add_argument("--n", type=int, default=90)
     parser.add_argument("--seed", type=int, default=0)

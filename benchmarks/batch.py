@@ -28,6 +28,7 @@ from core.batch.rows import TIMING_COLUMNS  # noqa: E402
 from core.batch.runner import BatchOptions, run_batch  # noqa: E402
 from core.io.atomic import atomic_write_text  # noqa: E402
 from core.model.factory import default_model_dir  # noqa: E402
+from core.training.launcher import default_data_dir  # noqa: E402
 
 SLICES = 100_000
 
@@ -121,7 +122,7 @@ def scaling(per_worker: float, overhead_s: float, batch_size: int, startup_s: fl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA", str(REPO.parent / "shared/data/brain-tumor-mri")))
+    parser.add_argument("--data", default=str(default_data_dir()))
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--model", default=str(default_model_dir()))

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.training.launcher import default_data_dir  # noqa: E402
 from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, REPO, streamlit_app
 
 STEPS = ("classify", "explain", "report")
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--model", help="model folder (default: the app's default model)")
-    parser.add_argument("--scans", default=str(Path(os.environ.get("BRAINSCAN_DATA", "/work/shared/data/brain-tumor-mri"))
+    parser.add_argument("--scans", default=str(Path(str(default_data_dir()))
                                                 / "Testing"), help="folder of scans (one distinct scan per round)")
     parser.add_argument("--with-training", help="a running training run's folder: its img/s idle and under the soak")
     parser.add_argument("--training-seconds", type=float, default=180.0)

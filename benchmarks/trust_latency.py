@@ -17,6 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
+from core.training.launcher import default_data_dir  # noqa: E402
+
 
 def main() -> None:
     from core.model.factory import default_model_dir, load_model
@@ -26,9 +28,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(default_model_dir()))
-    parser.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA",
-                                                         str(Path(__file__).resolve().parents[2] / "shared" / "data"
-                                                             / "brain-tumor-mri")))
+    parser.add_argument("--data", default=str(default_data_dir()))
     parser.add_argument("--scans", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=None)

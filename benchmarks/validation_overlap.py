@@ -24,12 +24,13 @@ from core.data.discovery import discover, make_splits  # noqa: E402
 from core.data.leakage import check_leakage  # noqa: E402
 from core.model.card import load_card  # noqa: E402
 from core.model.factory import default_model_dir  # noqa: E402
+from core.training.launcher import default_data_dir  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(default_model_dir()))
-    parser.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA", str(REPO.parent / "shared/data/brain-tumor-mri")))
+    parser.add_argument("--data", default=str(default_data_dir()))
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     config = load_card(args.model).training["config"]

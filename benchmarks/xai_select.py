@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
+from core.training.launcher import default_data_dir  # noqa: E402
 from core.xai.evaluation import mean_ci  # noqa: E402
 from core.xai.explainers import explain, warm_up  # noqa: E402
 from core.xai.explainers.base import normalise01  # noqa: E402
@@ -67,7 +68,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(default_model_dir()))
-    parser.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA", str(REPO.parent / "shared/data/brain-tumor-mri")))
+    parser.add_argument("--data", default=str(default_data_dir()))
     parser.add_argument("--masks", default=None)
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)

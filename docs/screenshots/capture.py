@@ -8,7 +8,6 @@ Playwright at 1366 px wide, and renders the reports' scan pages with pdftoppm. W
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from core.training.launcher import default_data_dir  # noqa: E402
 from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, streamlit_app  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
@@ -76,8 +76,7 @@ def pdf_pages(files: dict[str, Path]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=os.environ.get("BRAINSCAN_DATA", str(REPO.parent / "shared" / "data" /
-                                                                               "brain-tumor-mri")))
+    parser.add_argument("--data", default=str(default_data_dir()))
     parser.add_argument("--skip-browser", action="store_true")
     args = parser.parse_args()
     files = {"refused": _ct(), **{k: Path(args.data) / "Testing" / v for k, v in SCANS.items()}}
