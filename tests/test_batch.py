@@ -229,3 +229,30 @@ def test_localisation_fanned_out_on_ray_makes_the_sequential_records(tiny_model,
     expected = score_scans(model, scans, ["scorecam"], options, seed=3)
     fanned = ray_scorer(str(tiny_model_dir), ray_cluster, 2)(model, scans, ["scorecam"], options, seed=3)
     assert _without_seconds(fanned) == _without_seconds(expected)
+
+
+def test_xai_eval_fanned_out_on_ray_makes_the_sequential_scores(tiny_model, tiny_model_dir: Path, ray_cluster):
+    """The perturbation metrics and the sanity check, scored on two Ray nodes, equal the in-process loop's."""
+    from core.batch.xai_eval import ray_image_scorer
+    from core.xai.evaluation import QUICK_METRIC_OPTIONS, EvalImage, score_images
+    from core.xai.metrics import metric_options
+    from tests.synthetic import synthetic_scan
+
+    model, card = tiny_model
+    rng = np.random.default_rng(2)
+    images = [EvalImage(f"Testing/{name}/s{i}.png", synthetic_scan(name, card.image_size, rng).astype(np.float32),
+                        card.class_names.index(name), card.class_names.index(name))
+              for i, name in enumerate(["glioma", "meningioma", "notumor"])]
+    metric_opts = metric_options()
+    for name, values in QUICK_METRIC_OPTIONS.items():
+        metric_opts[name].update(values)
+    options = {"scorecam": {}}
+    expected = score_images(model, card, images, options, metric_opts, seed=5, sanity_n=2)
+    fanned = ray_image_scorer(str(tiny_model_dir), ray_cluster, 2)(model, card, images, options, metric_opts, 5, 2)
+
+    def stable(scored: list) -> list:
+        return [({name: {k: v for k, v in row.items() if k != "seconds"} for name, row in s.rows.items()}, s.sanity)
+                for s in scored]
+
+    assert [sorted(s.sanity) for s in fanned] == [["scorecam"], ["scorecam"], []]
+    np.testing.assert_equal(stable(fanned), stable(expected))  # NaN == NaN here (an undefined correlation)

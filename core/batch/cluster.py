@@ -64,6 +64,26 @@ def plan(workers: int | None, address: str | None) -> Plan:
     return Plan(count, max(1.0, float(int(total // count))), address or "local")
 
 
+def fan_out(pending: list[dict[str, Any]], actor: type, kwargs: dict[str, Any], workers: int | None,
+            address: str | None) -> Iterator[tuple[int, str]]:
+    """Run `actor` (a Ray Data actor class: built once per worker with `kwargs`, called on one-row batches that
+    return "index" and "record" columns) over `pending` rows (each with an "index"); yields (index, record) as
+    results arrive, in any order. Starts a local Ray (or joins `address`) and shuts it down again if it started it."""
+    import ray
+
+    started = connect(address)
+    try:
+        chosen = plan(workers, address)
+        scored = ray.data.from_items(pending, override_num_blocks=len(pending)).map_batches(
+            actor, batch_size=1, batch_format="pyarrow", concurrency=chosen.workers, num_cpus=chosen.cpus,
+            fn_constructor_kwargs={**kwargs, "cpus": int(chosen.cpus)})
+        for batch in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
+            yield from zip(batch.column("index").to_pylist(), batch.column("record").to_pylist())
+    finally:
+        if started:
+            ray.shutdown()
+
+
 class RayScorer:
     """The Ray Data actor: one `Scorer` per actor, a batch of items in, their rows and overlays out."""
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.batch.cluster import connect, plan
+from core.batch.cluster import fan_out
 
 Progress = Callable[[int, int], None]
 
@@ -50,8 +50,6 @@ def ray_scorer(model_dir: str, address: str | None = None, workers: int | None =
     def score(model: Any, scans: list, methods: list[str], method_options: dict[str, dict[str, Any]],
               seed: int = 0, road: bool = True, progress: Progress | None = None,
               checkpoint: Path | None = None, deadline: float | None = None) -> list[dict[str, Any]]:
-        import ray
-
         from core.xai.localisation import read_checkpoint
 
         done = read_checkpoint(checkpoint)
@@ -60,27 +58,21 @@ def ray_scorer(model_dir: str, address: str | None = None, workers: int | None =
                    if i not in records]
         if not pending:
             return [records[i] for i in sorted(records)]
-        started = connect(address)
+        kwargs = {"model_dir": model_dir, "methods": list(methods), "options": pickle.dumps(method_options),
+                  "road": road}
+        results = fan_out(pending, LocalisationScorer, kwargs, workers, address)
         try:
-            chosen = plan(workers, address)
-            kwargs = {"model_dir": model_dir, "methods": list(methods), "options": pickle.dumps(method_options),
-                      "road": road, "cpus": int(chosen.cpus)}
-            scored = ray.data.from_items(pending, override_num_blocks=len(pending)).map_batches(
-                LocalisationScorer, batch_size=1, batch_format="pyarrow", concurrency=chosen.workers,
-                num_cpus=chosen.cpus, fn_constructor_kwargs=kwargs)
-            for batch in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
-                for index, text in zip(batch.column("index").to_pylist(), batch.column("record").to_pylist()):
-                    records[index] = json.loads(text)
-                    if checkpoint is not None:
-                        with checkpoint.open("a") as handle:
-                            handle.write(text + "\n")
+            for index, text in results:
+                records[index] = json.loads(text)
+                if checkpoint is not None:
+                    with checkpoint.open("a") as handle:
+                        handle.write(text + "\n")
                 if progress:
                     progress(len(records), len(scans))
                 if deadline is not None and time.perf_counter() > deadline:
                     break
         finally:
-            if started:
-                ray.shutdown()
+            results.close()  # shuts down the Ray this call started, also when the deadline ended the loop
         return [records[i] for i in sorted(records)]
 
     return score

@@ -107,10 +107,11 @@ def cmd_xai_eval(args: argparse.Namespace) -> int:
                   if needs_background(methods) else None)
     start = time.perf_counter()
     results = run_eval(model, card, args.data, args.n, methods, args.seed, args.sanity_n, quick, background,
-                       progress=progress_printer("explaining"), select_progress=progress_printer("loading"))
+                       progress=progress_printer("explaining"), select_progress=progress_printer("loading"),
+                       scorer=_ray_scorer(args, "xai_eval"))
     results["command"] = (f"python -m core xai-eval --data {shlex.quote(str(args.data))} --model "
                           f"{shlex.quote(str(args.model))} --n {args.n} --methods {','.join(methods)} --seed {args.seed} "
-                          f"--sanity-n {args.sanity_n}" + (" --quick" if quick else ""))
+                          f"--sanity-n {args.sanity_n}" + (" --quick" if quick else "") + _ray_flags(args))
     results["settings"]["wall_seconds"] = round(time.perf_counter() - start, 1)
     path = save_results(args.model, results)
     if args.json:
@@ -147,14 +148,13 @@ def _localisation(args: argparse.Namespace) -> int:
     results = run_localisation(model, card, args.data, masks, args.n, methods, args.split, args.seed,
                                not args.no_road, background, progress=progress_printer("explaining"),
                                checkpoint_dir=args.checkpoint_dir, budget_minutes=args.budget_minutes,
-                               scorer=_ray_scorer(args))
+                               scorer=_ray_scorer(args, "localisation"))
     results["command"] = (f"python -m core xai-eval --localisation --data {shlex.quote(str(args.data))} --masks "
                           f"{shlex.quote(str(masks_dir))} --model {shlex.quote(str(args.model))} --n {args.n} "
                           f"--methods {','.join(methods)} --split {args.split} --seed {args.seed}"
                           + (" --no-road" if args.no_road else "")
                           + (f" --budget-minutes {args.budget_minutes:g}" if args.budget_minutes else "")
-                          + (f" --address {args.address}" if args.address else "")
-                          + (f" --workers {args.workers}" if args.workers else ""))
+                          + _ray_flags(args))
     path = save_localisation(args.model, results) if args.split == "Testing" else None
     if args.json:
         print(json.dumps({k: v for k, v in results.items() if k != "records"}, indent=2))
@@ -172,13 +172,25 @@ def _localisation(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ray_scorer(args: argparse.Namespace) -> Any:
+def _ray_scorer(args: argparse.Namespace, kind: str) -> Any:
     """The Ray fan-out of the per-scan scoring when --address or --workers asks for it (None: in this process)."""
     if not (args.address or args.workers):
         return None
-    from core.batch.localisation import ray_scorer
+    if args.workers is not None and args.workers < 1:
+        raise ExplainError(f"--workers must be at least 1, got {args.workers}")
+    if kind == "localisation":
+        from core.batch.localisation import ray_scorer
 
-    return ray_scorer(str(args.model), args.address, args.workers)
+        return ray_scorer(str(args.model), args.address, args.workers)
+    from core.batch.xai_eval import ray_image_scorer
+
+    return ray_image_scorer(str(args.model), args.address, args.workers)
+
+
+def _ray_flags(args: argparse.Namespace) -> str:
+    """The Ray options as they go into the recorded command."""
+    return (f" --address {args.address}" if args.address else "") + (f" --workers {args.workers}" if args.workers
+                                                                      else "")
 
 
 def _fmt(cell: dict[str, Any]) -> str:
@@ -230,8 +242,8 @@ def add_subcommands(sub: Any) -> None:
                    "minutes (the report says how many scans were done)")
     p.add_argument("--checkpoint-dir", help="with --localisation: keep per-scan records there (JSON lines) and "
                    "continue an interrupted run with the same settings")
-    p.add_argument("--address", help="with --localisation: run the scans on this Ray cluster (see `batch`)")
-    p.add_argument("--workers", type=int, help="with --localisation: Ray workers (model replicas) on a local "
-                   "Ray, or on --address; the records are those of the in-process run")
+    p.add_argument("--address", help="run the scans on this Ray cluster (see `batch`)")
+    p.add_argument("--workers", type=int, help="Ray workers (model replicas) on a local Ray, or on --address; the "
+                   "scores are those of the in-process run")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_xai_eval)

@@ -121,32 +121,60 @@ def _summarise(rows: list[dict[str, float]], labels: list[int], class_names: lis
     return out
 
 
-def _score_images(model: Any, card: Any, images: list[EvalImage], method_opts: dict[str, dict[str, Any]],
-                  metric_opts: dict[str, dict[str, Any]], seed: int, sanity_n: int, progress: Progress | None
-                  ) -> tuple[dict[str, list[dict[str, float]]], dict[str, list[float]]]:
-    """Per map (methods, then reference maps) one row of metric values per image; per method its sanity
-    correlations on the first `sanity_n` images."""
+@dataclass
+class ImageScores:
+    """One scan's scores: per map (methods, then reference maps) its metric values and seconds; per method its
+    sanity correlation when the scan is among the first `sanity_n`."""
+
+    rows: dict[str, dict[str, float]]
+    sanity: dict[str, float]
+
+
+def score_image(model: Any, random_model: Any | None, card: Any, item: EvalImage, index: int,
+                method_opts: dict[str, dict[str, Any]], metric_opts: dict[str, dict[str, Any]],
+                seed: int) -> ImageScores:
+    """Score every map of one scan (`index` = its place in the sample, which seeds its reference maps and metrics,
+    so a scan scored alone or on another worker gets the values of the sequential loop). With `random_model`,
+    each method's map is also compared with the randomised model's (the sanity check)."""
+    maps: dict[str, tuple[np.ndarray, float]] = {}
+    sanity: dict[str, float] = {}
+    for method, options in method_opts.items():
+        result = explain(model, item.image, method, item.predicted, **options)
+        maps[method] = (result.map, result.seconds)
+        if random_model is not None:
+            other = explain(random_model, item.image, method, item.predicted, **options)
+            sanity[method] = rank_correlation(result.map, other.map)
+    for name, (_, make) in REFERENCE_MAPS.items():
+        start = time.perf_counter()
+        maps[name] = (make(card.image_size, seed + index), time.perf_counter() - start)
+    rows = {}
+    for name, (saliency, seconds) in maps.items():
+        scores = evaluate_map(model, item.image, saliency, item.predicted, seed=seed + index, options=metric_opts)
+        rows[name] = {**{k: v.value for k, v in scores.items()},
+                      **{f"{k}_saturated": True for k, v in scores.items() if v.saturated}, "seconds": seconds}
+    return ImageScores(rows, sanity)
+
+
+def score_images(model: Any, card: Any, images: list[EvalImage], method_opts: dict[str, dict[str, Any]],
+                 metric_opts: dict[str, dict[str, Any]], seed: int, sanity_n: int,
+                 progress: Progress | None = None) -> list[ImageScores]:
+    """`score_image` over the sample in this process; the sanity check on the first `sanity_n` scans."""
     random_model = randomised_copy(model, seed) if sanity_n > 0 else None
-    rows: dict[str, list[dict[str, float]]] = {name: [] for name in [*method_opts, *REFERENCE_MAPS]}
-    sanity: dict[str, list[float]] = {m: [] for m in method_opts}
+    out = []
     for i, item in enumerate(images):
-        maps = {}
-        for method, options in method_opts.items():
-            result = explain(model, item.image, method, item.predicted, **options)
-            maps[method] = (result.map, result.seconds)
-            if i < sanity_n:
-                other = explain(random_model, item.image, method, item.predicted, **options)
-                sanity[method].append(rank_correlation(result.map, other.map))
-        for name, (_, make) in REFERENCE_MAPS.items():
-            start = time.perf_counter()
-            maps[name] = (make(card.image_size, seed + i), time.perf_counter() - start)
-        for name, (saliency, seconds) in maps.items():
-            scores = evaluate_map(model, item.image, saliency, item.predicted, seed=seed + i, options=metric_opts)
-            rows[name].append({**{k: v.value for k, v in scores.items()},
-                               **{f"{k}_saturated": True for k, v in scores.items() if v.saturated},
-                               "seconds": seconds})
+        out.append(score_image(model, random_model if i < sanity_n else None, card, item, i, method_opts,
+                               metric_opts, seed))
         if progress:
             progress(i + 1, len(images))
+    return out
+
+
+def _by_map(scored: list[ImageScores], methods: list[str]) -> tuple[dict[str, list[dict[str, float]]],
+                                                                   dict[str, list[float]]]:
+    """Per map its rows in scan order; per method its sanity correlations."""
+    names = list(scored[0].rows) if scored else [*methods, *REFERENCE_MAPS]
+    rows = {name: [s.rows[name] for s in scored] for name in names}
+    sanity = {m: [s.sanity[m] for s in scored if m in s.sanity] for m in methods}
     return rows, sanity
 
 
@@ -178,8 +206,10 @@ def _settings(card: Any, images: list[EvalImage], quick: bool, metric_opts: dict
 def run_eval(model: Any, card: Any, data_root: str | Path, n: int = 100, methods: list[str] | None = None,
              seed: int = 0, sanity_n: int = 10, quick: bool = False, background: np.ndarray | None = None,
              wrong_fraction: float = 0.25, progress: Progress | None = None,
-             select_progress: Progress | None = None) -> dict[str, Any]:
-    """Evaluate `methods` (default all) on `n` test scans; returns the xai_eval.json document."""
+             select_progress: Progress | None = None,
+             scorer: Callable[..., list[ImageScores]] | None = None) -> dict[str, Any]:
+    """Evaluate `methods` (default all) on `n` test scans; returns the xai_eval.json document. `scorer` replaces
+    `score_images` (same arguments; e.g. `core.batch.xai_eval.ray_image_scorer`, which fans the scans out)."""
     methods = list(methods or EXPLAINERS)
     for method in methods:
         get_spec(method)
@@ -189,7 +219,8 @@ def run_eval(model: Any, card: Any, data_root: str | Path, n: int = 100, methods
     method_opts = with_background(methods, background)
     images = select_images(model, card.class_names, card.image_size, data_root, n, seed, wrong_fraction,
                            select_progress, card.crop)
-    rows, sanity = _score_images(model, card, images, method_opts, metric_opts, seed, sanity_n, progress)
+    scored = (scorer or score_images)(model, card, images, method_opts, metric_opts, seed, sanity_n, progress)
+    rows, sanity = _by_map(scored, methods)
     labels = [item.label for item in images]
     summary = {m: _summarise(rows[m], labels, card.class_names, "method", get_spec(m).label, sanity[m])
                for m in methods}
