@@ -80,6 +80,12 @@ class Settings:
         "BRAINSCAN_DATA_ROOTS", parse_paths, "folders the launcher may train on (default: the data folder)", ())
     weights_roots: tuple[Path, ...] = _variable(
         "BRAINSCAN_WEIGHTS_ROOTS", parse_paths, "folders the launcher may read weights from", ())
+    explain_slots: int = _variable(
+        "BRAINSCAN_EXPLAIN_SLOTS", parse_int, "explanations the app computes at once; later ones queue and are shown "
+        "their place (docs/reliability.md#soak)", 1)
+    train_nice: int = _variable(
+        "BRAINSCAN_TRAIN_NICE", parse_int, "CPU nice value (0-19) of a run the sidebar launcher starts: the app's "
+        "sessions come first (docs/reliability.md#soak)", 10)
     quick: bool = _variable("BRAINSCAN_QUICK", parse_flag, "`xai-eval` uses coarser metrics (as `--quick`)", False)
     engine: str = _variable(
         "BRAINSCAN_ENGINE", parse_text, "forward-pass engine: `auto` (OpenVINO if it passes the load check, else "

@@ -20,9 +20,10 @@ from ui.services import (
     active_model,
     agreement_cached,
     assess_cached,
+    cached_explanation,
     display_image,
     expert_mask,
-    explanation_cached,
+    explanation_turn,
     labels,
     model_input,
     notice,
@@ -100,13 +101,15 @@ outline = mask is not None and display[1].toggle(
     help="The outline of the expert tumour mask of this dataset scan (an evaluation aid, not clinical truth).")
 
 explanations = {}
-with st.status("Computing explanations…", expanded=False) as status:
+options = {m: options_key(EXPLAINERS[m].default_options) for m in enabled}
+with st.status("Computing explanations…", expanded=False) as status, explanation_turn(
+        entry.key, scan_id, class_index, options, on_wait=lambda ahead: status.update(
+            label=f"Waiting for the explainer: {ahead} {'scan' if ahead == 1 else 'scans'} ahead of yours…")):
     for method in enabled:
         status.update(label=f"Computing {EXPLAINERS[method].label}…")
         try:
-            explanations[method] = explanation_cached(entry.key, scan_id, method, class_index,
-                                                      options_key(EXPLAINERS[method].default_options), model, card,
-                                                      image, str(entry.path))
+            explanations[method] = cached_explanation(entry.key, scan_id, method, class_index, options[method], model, card,
+                                               image, str(entry.path))
         except BrainScanError as exc:
             st.error(f"{EXPLAINERS[method].label}: {exc}")
     total = sum(e.seconds for e in explanations.values())

@@ -311,3 +311,29 @@ def test_estimate_run_uses_finished_runs_throughput_else_the_default(tiny_datase
 def test_estimate_run_reads_no_folder_outside_the_roots(tiny_dataset, tmp_path):
     with pytest.raises(LauncherAccessError, match="must be inside"):
         launcher.estimate_run(TrainConfig(data=str(tiny_dataset), weights="none"), _open(tmp_path / "elsewhere"))
+
+
+def test_a_launcher_run_trains_at_a_lower_priority(tmp_path, monkeypatch):
+    """The launcher passes --nice (BRAINSCAN_TRAIN_NICE, default 10); `lower_priority` sets the process's and its
+    scheduler group's nice value, so the app's sessions come first."""
+    import subprocess
+    import sys
+
+    from train.__main__ import parse_args
+
+    monkeypatch.delenv("BRAINSCAN_TRAIN_NICE", raising=False)
+    assert parse_args(launcher.train_command(TrainConfig(data="D", weights="none"), tmp_path)[3:]).nice == 10
+    monkeypatch.setenv("BRAINSCAN_TRAIN_NICE", "15")
+    assert parse_args(launcher.train_command(TrainConfig(data="D", weights="none"), tmp_path)[3:]).nice == 15
+    code = ("import os; from pathlib import Path; from core.training.priority import lower_priority, AUTOGROUP; "
+            "print(lower_priority(12)); print(os.nice(0)); "
+            "print(AUTOGROUP.read_text().split()[-1] if AUTOGROUP.exists() else 'none')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          start_new_session=True, cwd=Path(__file__).resolve().parents[1])
+    said, nice, group = done.stdout.split("\n")[:3]
+    assert "process nice 12" in said and nice == "12"
+    assert group in ("12", "none")  # a kernel without autogroups has no group value to set
+    with pytest.raises(ValueError, match="0-19"):
+        from core.training.priority import lower_priority
+
+        lower_priority(25)

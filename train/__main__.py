@@ -70,6 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a pool of normal slices (index.csv with use; e.g. brain-mri-normal-brisc), labelled no tumour")
     p.add_argument("--normal-repeat", type=int, default=defaults.normal_repeat,
                    help="how often each normal-pool image is seen per epoch")
+    p.add_argument("--nice", type=int, default=None, metavar="N",
+                   help="lower this run's CPU priority to nice N (0-19) before it starts; the sidebar launcher "
+                        "passes BRAINSCAN_TRAIN_NICE (default 10), so the app's sessions come first")
     return p.parse_args(argv)
 
 
@@ -77,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     from core.quiet import import_tensorflow_quietly
 
     args = parse_args(argv)
+    if args.nice is not None:
+        from core.training.priority import lower_priority
+
+        print(f"CPU priority: {lower_priority(args.nice)}", flush=True)
     import_tensorflow_quietly()
     try:
         if args.resume:

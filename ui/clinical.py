@@ -29,9 +29,10 @@ from ui.case import (
 )
 from ui.presentation import content_hash, format_probability
 from ui.services import (
+    cached_explanation,
     choose_scan,
     display_image,
-    explanation_cached,
+    explanation_turn,
     model_input,
     options_key,
     remember_scan_choice,
@@ -200,10 +201,11 @@ def _report_explanations(entry: Any, model: Any, card: ModelCard, name: str, dat
         return explanations, faithfulness
     image = model_input(content_hash(data), card.image_size, data, name, card.crop)
     class_index = list(card.class_names).index(assessment.predicted)
+    options = {m: options_key(EXPLAINERS[m].default_options) for m in methods}
+    with explanation_turn(entry.key, content_hash(data), class_index, options):
+        explanations = {m: cached_explanation(entry.key, content_hash(data), m, class_index, options[m], model, card, image,
+                                       str(entry.path)) for m in methods}
     for method in methods:
-        explanations[method] = explanation_cached(
-            entry.key, content_hash(data), method, class_index, options_key(EXPLAINERS[method].default_options),
-            model, card, image, str(entry.path))
         if measure:
             results = scan_metrics_cached(entry.key, content_hash(data), method, class_index,
                                           options_key(explanations[method].options), model, image,

@@ -1,11 +1,14 @@
 """What every page shares: the cached model, cached results, the scans of this session, the notice."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +24,18 @@ from core.model.catalog import ModelEntry, sample_scans
 from core.model.factory import default_model_dir, load_model
 from core.model.inference import classify, predict_proba
 from core.model.trust import Trust, load_trust
+from core.settings import settings
 from core.training.launcher import runs_root
 from core.training.registry import list_models
 from ui import state
 from ui.presentation import fit_for_display, scan_labels
+from ui.work_queue import WorkQueue
 
 NOTICE = ("**Research use only — not a medical device.** Predictions and explanations support, "
           "and never replace, a radiologist's reading.")
 WARM_UP_THREAD = "brainscan-warm-up"
 DISPLAY_SIDE = 1024  # longest side of a cached display image
+EXPLANATIONS_CACHED = 128
 
 _LOG = logging.getLogger("brainscan.app")
 if not _LOG.handlers:
@@ -133,9 +139,9 @@ def display_image(scan_hash: str, data: bytes, name: str) -> np.ndarray:
     return fit_for_display(decoded_scan(scan_hash, data, name).rgb, DISPLAY_SIDE)
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
-def explanation_cached(model_key: str, scan_hash: str, method: str, class_index: int, options: str, _model: Any,
-                       _card: ModelCard, _image: np.ndarray, _model_dir: str) -> Any:
+@st.cache_data(max_entries=EXPLANATIONS_CACHED, show_spinner=False)
+def _explanation_cached(model_key: str, scan_hash: str, method: str, class_index: int, options: str, _model: Any,
+                        _card: ModelCard, _image: np.ndarray, _model_dir: str) -> Any:
     """One explanation with the method's default options (`options` is their cache key) and what the model
     folder adds (SHAP's cached background, identified by `model_key`)."""
     from core.xai.explainers import (
@@ -145,6 +151,47 @@ def explanation_cached(model_key: str, scan_hash: str, method: str, class_index:
 
     return explain(_model, _image, method, class_index=class_index, card=_card,
                    **folder_options(method, _model_dir, _card.image_size))
+
+
+@dataclass
+class _ExplainQueue:
+    """The server's one explanation queue, and the keys of the explanations computed (most recent last; as many
+    as the cache holds), which are answered from the cache without queueing."""
+
+    queue: WorkQueue
+    computed: OrderedDict = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@st.cache_resource(show_spinner=False)
+def _explain_queue() -> _ExplainQueue:
+    return _ExplainQueue(WorkQueue(settings().explain_slots))
+
+
+@contextlib.contextmanager
+def explanation_turn(model_key: str, scan_hash: str, class_index: int, options: dict[str, str],
+                     on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
+    """Hold a turn of the server's explanation queue (`ui.work_queue`) while the maps of one scan (`options`:
+    method -> options key) are made, unless all of them are cached already; `on_wait(ahead)` tells the page how
+    many computations are ahead of it. One turn for the scan's maps, so a session's maps are made together."""
+    shared = _explain_queue()
+    with shared.lock:
+        cached = all((model_key, scan_hash, m, class_index, o) in shared.computed for m, o in options.items())
+    with contextlib.nullcontext() if cached else shared.queue.turn(on_wait):
+        yield
+
+
+def cached_explanation(model_key: str, scan_hash: str, method: str, class_index: int, options: str, model: Any,
+                card: ModelCard, image: np.ndarray, model_dir: str) -> Any:
+    """The explanation from the cache (computed on a miss); call it inside `explanation_turn`."""
+    result = _explanation_cached(model_key, scan_hash, method, class_index, options, model, card, image, model_dir)
+    shared = _explain_queue()
+    with shared.lock:
+        shared.computed[(model_key, scan_hash, method, class_index, options)] = True
+        shared.computed.move_to_end((model_key, scan_hash, method, class_index, options))
+        while len(shared.computed) > EXPLANATIONS_CACHED:
+            shared.computed.popitem(last=False)
+    return result
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

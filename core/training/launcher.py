@@ -31,6 +31,7 @@ from core import settings as config
 from core.data.discovery import discover
 from core.errors import LauncherAccessError, TrainingConfigError
 from core.model.factory import resolve_weights
+from core.settings import settings as _settings
 from core.training import run_files as rf
 from core.training.config import TrainConfig, plan_phases, validate
 
@@ -186,7 +187,8 @@ def train_command(config: TrainConfig, run_dir: Path) -> list[str]:
         names += ("limit_per_class",)
     if config.name:
         names += ("name",)
-    command = [sys.executable, "-m", "train", f"--data={config.data}", f"--run-dir={run_dir}"]
+    command = [sys.executable, "-m", "train", f"--data={config.data}", f"--run-dir={run_dir}",
+               f"--nice={_settings().train_nice}"]
     return command + [f"--{name.replace('_', '-')}={getattr(config, name)}" for name in names]
 
 
