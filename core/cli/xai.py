@@ -177,7 +177,7 @@ def _ray_scorer(args: argparse.Namespace, kind: str) -> Any:
     if not (args.address or args.workers):
         return None
     if args.workers is not None and args.workers < 1:
-        raise ExplainError(f"--workers must be at least 1, got {args.workers}")
+        raise ExplainError(f"--workers must be 0 (in this process) or more, got {args.workers}")
     if kind == "localisation":
         from core.batch.localisation import ray_scorer
 
