@@ -10,6 +10,7 @@ from core.data.leakage import LeakageReport, check_leakage
 from core.evaluation.metrics import compute_metrics
 from core.evaluation.trust_eval import trust_report
 from core.model.card import ModelCard
+from core.model.engine import engine_name
 from core.model.inference import predict_proba
 
 log = logging.getLogger("brainscan.eval")
@@ -35,7 +36,8 @@ def evaluate_loaded_model(model: Any, card: ModelCard, data: str, protocol: str 
     splits = make_splits(index, protocol, val_fraction, seed, report.groups)
     splits = {k: limit_per_class(v, per_class) for k, v in splits.items()}
     leaky = report.leaky
-    results: dict[str, Any] = {"protocol": protocol, "seed": seed, "audit": report.summary()}
+    results: dict[str, Any] = {"protocol": protocol, "seed": seed, "audit": report.summary(),
+                               "engine": engine_name(model)}
     for part in ("validation", "test"):
         loaded = load_samples(splits[part], card.image_size, crop=card.crop)
         proba = predict_proba(model, loaded.images,

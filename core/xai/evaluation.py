@@ -25,6 +25,7 @@ import numpy as np
 from core.errors import ExplainError
 from core.io.atomic import atomic_write_text
 from core.model.card import class_label
+from core.model.engine import engine_name
 from core.model.inference import predict_proba
 from core.stats import mean_interval, wilson
 from core.xai.explainers import EXPLAINERS, explain, get_spec, with_background
@@ -178,7 +179,7 @@ def _by_map(scored: list[ImageScores], methods: list[str]) -> tuple[dict[str, li
     return rows, sanity
 
 
-def _settings(card: Any, images: list[EvalImage], quick: bool, metric_opts: dict[str, dict[str, Any]],
+def _settings(model: Any, card: Any, images: list[EvalImage], quick: bool, metric_opts: dict[str, dict[str, Any]],
               method_opts: dict[str, dict[str, Any]], sanity_n: int, wrong_fraction: float) -> dict[str, Any]:
     """The `settings` block of the document: how the numbers were made."""
     composition = {
@@ -187,6 +188,7 @@ def _settings(card: Any, images: list[EvalImage], quick: bool, metric_opts: dict
         for k, name in enumerate(card.class_names)}
     return {
         "quick": quick,
+        "engine": engine_name(model),
         "explained_class": "predicted class",
         "metric_options": metric_opts,
         "method_options": {m: get_spec(m).recorded(o) for m, o in method_opts.items()},
@@ -233,7 +235,7 @@ def run_eval(model: Any, card: Any, data_root: str | Path, n: int = 100, methods
         "seed": seed,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "",
-        "settings": _settings(card, images, quick, metric_opts, method_opts, sanity_n, wrong_fraction),
+        "settings": _settings(model, card, images, quick, metric_opts, method_opts, sanity_n, wrong_fraction),
         "metrics": {name: {"label": s.label, "higher_is_better": s.higher_is_better, "description": s.description}
                     for name, s in METRICS.items()},
         "methods": summary,

@@ -25,6 +25,7 @@ import numpy as np
 from core.data.masks import MaskIndex, MaskRow
 from core.errors import ExplainError
 from core.io.atomic import atomic_write_text
+from core.model.engine import engine_name
 from core.xai.explainers import EXPLAINERS, explain, get_spec, with_background
 from core.xai.metrics import (
     LOCALISATION,
@@ -242,6 +243,7 @@ def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIn
         "records_reused": reused,  # from an earlier, interrupted run: wall/CPU seconds cover the rest only
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 1),
+        "engine": engine_name(model),
         "summary": summarise(records, card.class_names),
         "records": records,
     }

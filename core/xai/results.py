@@ -198,6 +198,7 @@ class LocalisationRecord:
     cpu_seconds: float = 0.0
     records: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = LOCALISATION_SCHEMA
+    engine: str = ""
 
     @classmethod
     def from_json(cls, raw: Any) -> LocalisationRecord:
@@ -209,7 +210,8 @@ class LocalisationRecord:
                        **{k: raw.get(k, default) for k, default in _LOCALISATION_FIELDS.items()},
                        records_reused=int(raw.get("records_reused", 0)),
                        wall_seconds=float(raw.get("wall_seconds", 0.0)), cpu_seconds=float(raw.get("cpu_seconds", 0.0)),
-                       records=list(raw.get("records", [])), schema_version=version)
+                       records=list(raw.get("records", [])), schema_version=version,
+                       engine=str(raw.get("engine", "")))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ExplainError(f"the localisation record is incomplete ({type(exc).__name__}: {exc}); "
                                f"{RERUN_LOCALISATION}") from exc
@@ -220,6 +222,7 @@ class LocalisationRecord:
         out.update({k: getattr(self, k) for k in _LOCALISATION_FIELDS})
         out["metrics"] = {k: v.to_json() for k, v in self.metrics.items()}
         out.update({"records_reused": self.records_reused, "wall_seconds": self.wall_seconds,
-                    "cpu_seconds": self.cpu_seconds, "summary": {k: v.to_json() for k, v in self.summary.items()},
-                    "records": self.records})
+                    "cpu_seconds": self.cpu_seconds})
+        out.update({"engine": self.engine} if self.engine else {})  # the forward-pass engine; older files lack it
+        out.update({"summary": {k: v.to_json() for k, v in self.summary.items()}, "records": self.records})
         return out
