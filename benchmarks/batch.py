@@ -34,8 +34,9 @@ SLICES = 100_000
 
 
 def _scans(data: Path, n: int) -> list[Path]:
+    """The first n / classes scans of each Testing class; n = 0: all of Testing."""
     classes = sorted(p for p in (data / "Testing").iterdir() if p.is_dir())
-    return [f for c in classes for f in sorted(c.glob("*.jpg"))[: n // len(classes)]]
+    return [f for c in classes for f in sorted(c.glob("*.jpg"))[: (n // len(classes)) or None]]
 
 
 def predict_loop(files: list[Path], model_dir: str) -> dict:
@@ -123,7 +124,7 @@ def scaling(per_worker: float, overhead_s: float, batch_size: int, startup_s: fl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(default_data_dir()))
-    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--n", type=int, default=300, help="Testing scans (an equal share per class); 0: all")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--model", default=str(default_model_dir()))
     parser.add_argument("--out", default=str(REPO / "benchmarks/results/batch.json"))
