@@ -182,7 +182,7 @@ def explanation_turn(model_key: str, scan_hash: str, class_index: int, options: 
 
 
 def cached_explanation(model_key: str, scan_hash: str, method: str, class_index: int, options: str, model: Any,
-                card: ModelCard, image: np.ndarray, model_dir: str) -> Any:
+                       card: ModelCard, image: np.ndarray, model_dir: str) -> Any:
     """The explanation from the cache (computed on a miss); call it inside `explanation_turn`."""
     result = _explanation_cached(model_key, scan_hash, method, class_index, options, model, card, image, model_dir)
     shared = _explain_queue()
