@@ -103,5 +103,5 @@ def test_metrics_page_shows_the_bundled_models_reproduce_command(app_env, monkey
     bundled = Path(__file__).resolve().parent.parent / "assets" / "models" / "default"
     command = load_card(bundled).training["reproduce_command"]
     at = _metrics_page(monkeypatch, bundled)
-    assert "--crop=none --augment=spec" in command
+    assert "--crop=head --augment=robust" in command and "--tumour-collection=" in command and "--normal-pool=" in command
     assert any(block.value == command for block in at.code)

@@ -69,7 +69,7 @@ def test_one_inference_path_agrees_with_keras_predict_on_real_scans():
 
     model, card = load_model(BUNDLED)
     samples = sorted((REPO / "assets" / "samples").glob("Te-*.jpg"))
-    images = np.stack([load_for_model(p, card.image_size) for p in samples])
+    images = np.stack([load_for_model(p, card.image_size, crop=card.crop) for p in samples])
     ours = predict_proba(model, images)
     reference = model.predict(images, verbose=0)
     np.testing.assert_allclose(ours, reference, atol=1e-5)

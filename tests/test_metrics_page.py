@@ -89,7 +89,7 @@ def test_metrics_page_shows_the_bundled_models_limits_and_external_results(app_e
     assert EXTERNAL_HEADER in [h.value for h in at.header]
     table = next(t.value for t in at.table if "What is measured" in t.value.columns)
     recall = card.evaluation["external"]["tumour_navoneel"]["tumour_recall"]
-    row = table[table["Scans"].str.startswith("Tumours from another collection")].iloc[0]
+    row = table[table["Scans"].str.startswith("Tumours, new patients of a collection seen in training")].iloc[0]
     assert int(row["n"]) == recall["n"] and row["Count"] == f"{recall['k']} of {recall['n']}"
     assert row["Rate [95% CI]"] == rate_text(recall["value"], recall["ci95"])
     assert "· coronal slices" in list(table["Scans"])

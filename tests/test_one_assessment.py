@@ -1,4 +1,4 @@
-"""One assessment on every surface: a refused, a confident and two uncertain scans (empty set, several classes)
+"""One assessment on every surface: a refused, a confident, an uncertain (several classes) and a low-confidence scan
 show the same verdict, the same calibrated probability (to the printed digit) and the same prediction set on
 Classify, Explain, the results table / CSV, the PDF report, the audit record and `predict --json`; a DICOM series
 shows each slice's assessment in the series view and the PDF's series table.
@@ -25,9 +25,10 @@ from tests.test_trust import _pydicom_file
 from ui import state
 
 # Testing scans whose state under the bundled model is the one named (checked below, so a new bundled model that
-# answers differently fails loudly here instead of testing less)
-SCANS = {"confident": "glioma/Te-glTr_0001.jpg", "several": "glioma/Te-gl_0023.jpg",
-         "no_class": "meningioma/Te-me_0060.jpg", "refused": "meningioma/Te-me_0015.jpg"}
+# answers differently fails loudly here instead of testing less). The model bundled on 2026-12-01 gives no Testing
+# scan an empty prediction set (0 of 1311), so the "no class" state is covered by the synthetic tests only.
+SCANS = {"confident": "glioma/Te-glTr_0001.jpg", "several": "glioma/Te-gl_0018.jpg",
+         "low_confidence": "glioma/Te-gl_0022.jpg", "refused": "glioma/Te-gl_0024.jpg"}
 CASE = "CASE-ONE-TRUTH"
 
 

@@ -14,7 +14,7 @@ def test_bundled_trust_part_round_trips_exactly():
     assert json.dumps(record.to_json()) == json.dumps(raw)
     assert record.gate_score == "oe_head" and record.test.conformal.n == 1311
     assert record.test.calibration_after.per_class["glioma"].n == 300
-    assert record.external["far_ood"].refused == 0.8 and record.external["far_ood"].auroc_ci95 is not None
+    assert record.external["far_ood"].refused == 0.9 and record.external["far_ood"].auroc_ci95 is not None
     assert record.risk_coverage.conformal[0].confidence == 0.5
 
 
@@ -24,7 +24,7 @@ def test_evaluation_record_types_trust_and_still_round_trips():
     assert isinstance(evaluation.trust, TrustRecord)
     assert evaluation.to_json() == raw
     far = evaluation.gate_refusals("far_ood")
-    assert far is not None and far.value == 0.8 and far.n == 130 and far.k == 104
+    assert far is not None and far.value == 0.9 and far.n == 130 and far.k == 117
     assert evaluation.gate_refusals("nowhere") is None
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -20,6 +21,15 @@ class Waiter(threading.Thread):
     def on_wait(self, ahead: int) -> None:
         self.told.append(ahead)
         self.waiting.set()
+
+    def told_last(self, ahead: int, seconds: float = 10.0) -> bool:
+        """Wait until the last place this waiter was told is `ahead` (it is told on its next look at the queue)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.told and self.told[-1] == ahead:
+                return True
+            time.sleep(0.01)
+        return False
 
     def run(self) -> None:
         with self.queue.turn(self.on_wait):
@@ -41,6 +51,7 @@ def test_one_slot_serves_in_arrival_order_and_tells_each_its_place():
     assert (second.told, third.told) == ([1], [2])
     first.release.set()
     assert second.running.wait(10)
+    assert third.told_last(1)  # moved up one place while the second holds the slot
     assert not third.running.is_set()
     second.release.set()
     assert third.running.wait(10)

@@ -30,7 +30,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results = evaluate_loaded_model(model, card, args.data, args.protocol, args.seed, progress=progress, trust=trust,
                                     external=args.external)
     if args.save:
-        card.evaluation = results
+        kept = {"external": card.evaluation["external"]} if card.evaluation.get("external") else {}
+        card.evaluation = {**results, **kept}  # evaluate-external's results are its own to replace
         card.save(Path(args.model))
     if args.json:
         summary = {part: {**headline(results[part]), "n": results[part]["n"],
