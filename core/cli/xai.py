@@ -143,8 +143,8 @@ def _localisation(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     model, card = load_model(args.model)
     discover_for_model(args.data, card.class_names)
-    background = ensure_background(args.model, args.data, card.image_size, args.seed) if needs_background(methods) \
-        else None
+    background = (ensure_background(args.model, args.data, card.image_size, args.seed, card.crop)
+                  if needs_background(methods) else None)
     results = run_localisation(model, card, args.data, masks, args.n, methods, args.split, args.seed,
                                not args.no_road, background, progress=progress_printer("explaining"),
                                checkpoint_dir=args.checkpoint_dir, budget_minutes=args.budget_minutes,
