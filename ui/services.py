@@ -185,10 +185,10 @@ def cached_explanation(model_key: str, scan_hash: str, method: str, class_index:
                        card: ModelCard, image: np.ndarray, model_dir: str) -> Any:
     """The explanation from the cache (computed on a miss); call it inside `explanation_turn`."""
     result = _explanation_cached(model_key, scan_hash, method, class_index, options, model, card, image, model_dir)
-    shared = _explain_queue()
+    shared, key = _explain_queue(), (model_key, scan_hash, method, class_index, options)
     with shared.lock:
-        shared.computed[(model_key, scan_hash, method, class_index, options)] = True
-        shared.computed.move_to_end((model_key, scan_hash, method, class_index, options))
+        shared.computed[key] = True
+        shared.computed.move_to_end(key)
         while len(shared.computed) > EXPLANATIONS_CACHED:
             shared.computed.popitem(last=False)
     return result
