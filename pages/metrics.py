@@ -24,6 +24,7 @@ from ui.presentation import (
     headline_frame,
     key_numbers_text,
     localisation_frame,
+    localisation_timing,
     per_class_frame,
     xai_frame,
 )
@@ -142,7 +143,7 @@ elif localisation:
                 "↓: lower is better. Mean [95% interval].")
     st.table(localisation_frame(localisation, subset), border="horizontal", hide_index=True)
     st.caption(f"Unseen: {localisation.unseen_definition}. Command: `{localisation.command}` "
-               f"({localisation.wall_seconds / 60:.1f} min wall, {localisation.cpu_seconds / 60:.1f} min CPU).")
+               f"({localisation_timing(localisation)}).")
 
 st.header("Agreement with clinicians")
 st.markdown("Clinician feedback recorded under classified scans (the latest verdict per scan and case), for this "

@@ -64,3 +64,17 @@ def test_metrics_page_shows_the_localisation_table_with_floors(app_env, tiny_mod
     assert table[energy].iloc[0] == "0.3000 [0.200–0.400]"
     at.radio(key=state.LOCALISATION_SUBSET).set_value("unseen").run()
     assert not at.exception, at.exception
+
+
+def test_localisation_timing_says_which_scans_and_which_cpu_it_covers():
+    from core.xai.results import LocalisationRecord
+    from ui.presentation import localisation_timing
+
+    local = LocalisationRecord(summary={}, metrics={}, n_images=300, command="python -m core xai-eval --n 300",
+                               wall_seconds=3070, cpu_seconds=4549)
+    assert localisation_timing(local) == "51.2 min wall, 75.8 min CPU"
+    resumed = LocalisationRecord(summary={}, metrics={}, n_images=300, records_reused=192, wall_seconds=720.2,
+                                 cpu_seconds=31.8, command="python -m core xai-eval --n 300 --workers 2")
+    assert localisation_timing(resumed) == ("12.0 min wall for the 108 scans of the last run; 192 came from the "
+                                            "checkpoint of an earlier, interrupted run; on Ray workers, whose CPU "
+                                            "time is not counted")

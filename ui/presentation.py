@@ -277,3 +277,16 @@ def localisation_frame(results: LocalisationRecord, subset: str = "all") -> pd.D
                         for key, column in columns.items()})
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def localisation_timing(results: LocalisationRecord) -> str:
+    """How long the record's run took, saying which scans the times cover: a run continued from its checkpoint
+    timed only the scans it scored, and with Ray workers the CPU time is the driving process's only."""
+    scored = results.n_images - results.records_reused
+    text = f"{results.wall_seconds / 60:.1f} min wall"
+    if results.records_reused:
+        text += (f" for the {scored} scans of the last run; {results.records_reused} came from the checkpoint of "
+                 "an earlier, interrupted run")
+    if "--workers" in results.command or "--address" in results.command:
+        return text + "; on Ray workers, whose CPU time is not counted"
+    return text + f", {results.cpu_seconds / 60:.1f} min CPU"
