@@ -17,7 +17,7 @@ from core.io.images import CROPS
 from core.model.factory import BACKBONES
 from core.settings import settings
 from core.training.augment import AUGMENTATIONS
-from core.training.config import RESUME_OVERRIDES, TrainConfig
+from core.training.config import RESUME_OVERRIDES, TUMOUR_BALANCE, TrainConfig
 from core.training.loop import train
 
 
@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "brain-mri-tumour-normal): its use=train tumour rows train with a partial label")
     p.add_argument("--tumour-repeat", type=int, default=defaults.tumour_repeat,
                    help="how often each tumour-collection image is seen per epoch")
+    p.add_argument("--tumour-balance", choices=sorted(TUMOUR_BALANCE), default=defaults.tumour_balance,
+                   help="image: each tumour-collection image --tumour-repeat times per epoch; group: as many draws, "
+                        "shared equally among its near-duplicate groups (dup_group)")
     p.add_argument("--normal-pool", default=defaults.normal_pool, metavar="DIR",
                    help="a pool of normal slices (index.csv with use; e.g. brain-mri-normal-brisc), labelled no tumour")
     p.add_argument("--normal-repeat", type=int, default=defaults.normal_repeat,

@@ -37,6 +37,7 @@ class CollectionSplit:
     train: list[Sample]
     validation: list[Sample]
     groups: int
+    train_groups: list[list[Sample]]
 
 
 def tumour_collection(root: str | Path, val_fraction: float, seed: int) -> CollectionSplit:
@@ -56,11 +57,28 @@ def tumour_collection(root: str | Path, val_fraction: float, seed: int) -> Colle
     keys = sorted(groups, key=lambda k: (len(k), k))
     order = np.random.default_rng(seed).permutation(len(keys))
     target = round(val_fraction * len(rows))
-    train, val = [], []
+    train: list[Sample] = []
+    val: list[Sample] = []
+    train_groups = []
     for i in order:
-        part = val if len(val) < target else train
-        part.extend(groups[keys[i]])
-    return CollectionSplit(train=train, validation=val, groups=len(keys))
+        if len(val) < target:
+            val.extend(groups[keys[i]])
+        else:
+            train.extend(groups[keys[i]])
+            train_groups.append(groups[keys[i]])
+    return CollectionSplit(train=train, validation=val, groups=len(keys), train_groups=train_groups)
+
+
+def balanced_by_group(groups: list[list[Sample]], total: int) -> list[Sample]:
+    """`total` draws shared as equally as possible among `groups` (near-duplicate groups: a patient or a copied
+    series), each group's share cycling through its images, so a group of 28 slices weighs what a single slice
+    does. Deterministic: the groups' order decides who gets the remainder."""
+    share, extra = divmod(total, len(groups))
+    out: list[Sample] = []
+    for g, members in enumerate(groups):
+        quota = share + (1 if g < extra else 0)
+        out.extend(members[k % len(members)] for k in range(quota))
+    return out
 
 
 def normal_pool(root: str | Path, no_tumour_label: int) -> list[Sample]:

@@ -19,6 +19,8 @@ from core.model.factory import BACKBONES, DEFAULT_BACKBONE, resolve_weights
 from core.training.augment import AUGMENTATIONS
 
 # The options a resume may change (a phase's length); every other option comes from the run's config.json.
+TUMOUR_BALANCE = {"image": "every tumour-collection image repeated --tumour-repeat times",
+                  "group": "the same number of draws shared equally among the collection's near-duplicate groups"}
 RESUME_OVERRIDES = ("epochs_head", "epochs_finetune", "epochs_scratch")
 
 
@@ -55,6 +57,7 @@ class TrainConfig:
     masks: str = ""
     tumour_collection: str = ""
     tumour_repeat: int = 1
+    tumour_balance: str = "image"
     normal_pool: str = ""
     normal_repeat: int = 1
     command: str = field(default_factory=lambda: command_line())
@@ -126,6 +129,9 @@ def validate(config: TrainConfig) -> None:
             raise TrainingConfigError(f"--{option.replace('_', '-')} {folder} is not a collection folder (no index.csv).")
     if config.tumour_repeat < 1 or config.normal_repeat < 1:
         raise TrainingConfigError("tumour_repeat and normal_repeat must be >= 1 (how often each image is seen per epoch).")
+    if config.tumour_balance not in TUMOUR_BALANCE:
+        raise TrainingConfigError(f"tumour_balance must be one of {', '.join(TUMOUR_BALANCE)}, got "
+                                  f"{config.tumour_balance!r}.")
     if config.init_from:
         card = load_card(config.init_from)
         if (card.backbone, card.image_size) != (config.backbone, config.image_size):

@@ -113,9 +113,9 @@ def _recipe_notes(config: TrainConfig) -> list[str]:
                      "dropped at export, so this model is a plain classifier.")
     if config.tumour_collection:
         notes.append(f"Trained with a tumour collection beside the 4-class data ({config.tumour_collection}, "
-                     f"x{config.tumour_repeat}): tumour slices of unknown type with a partial label (loss on "
-                     "1 - p(no tumour)); its validation groups count in val_accuracy as right when called a "
-                     "tumour.")
+                     f"x{config.tumour_repeat}, balanced by {config.tumour_balance}): tumour slices of unknown type "
+                     "with a partial label (loss on 1 - p(no tumour)); its validation groups count in val_accuracy "
+                     "as right when called a tumour.")
     if config.normal_pool:
         notes.append(f"Trained with a normal pool ({config.normal_pool}, x{config.normal_repeat}) labelled "
                      "no tumour.")

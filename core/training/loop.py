@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from core.data.collections import PARTIAL_TUMOUR, normal_pool, tumour_collection
+from core.data.collections import PARTIAL_TUMOUR, balanced_by_group, normal_pool, tumour_collection
 from core.data.discovery import DatasetIndex, LoadedImages, Sample, discover, limit_per_class, load_samples, make_splits
 from core.data.leakage import LeakageReport, check_leakage
 from core.errors import TrainingConfigError
@@ -189,10 +189,13 @@ def _add_collections(config: TrainConfig, splits: dict[str, list], no_tumour: in
         if no_tumour < 0:
             raise TrainingConfigError("--tumour-collection needs a data set with a no-tumour class (e.g. notumor).")
         part = tumour_collection(config.tumour_collection, config.val_fraction, config.seed)
-        splits["train"] = splits["train"] + part.train * config.tumour_repeat
+        draws = len(part.train) * config.tumour_repeat
+        splits["train"] = splits["train"] + (balanced_by_group(part.train_groups, draws)
+                                             if config.tumour_balance == "group" else part.train * config.tumour_repeat)
         splits["validation"] = splits["validation"] + part.validation
-        log.info("tumour collection %s: %d training images (x%d), %d validation images, %d groups",
-                 config.tumour_collection, len(part.train), config.tumour_repeat, len(part.validation), part.groups)
+        log.info("tumour collection %s: %d training images (%d draws per epoch, balanced by %s), %d validation "
+                 "images, %d groups", config.tumour_collection, len(part.train), draws, config.tumour_balance,
+                 len(part.validation), part.groups)
     if config.normal_pool:
         if no_tumour < 0:
             raise TrainingConfigError("--normal-pool needs a data set with a no-tumour class (e.g. notumor).")
