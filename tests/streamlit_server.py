@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -72,16 +73,22 @@ BROWSER_MARKS = [pytest.mark.browser,
 
 
 @pytest.fixture
-def server(evaluated_model, tmp_path):
+def server(evaluated_model, tmp_path, request):
     """`streamlit run app.py` on a free localhost port, pointed at the tiny model, an empty runs folder and a fresh
-    audit store (the test module imports `evaluated_model` from tests/test_app_pages.py)."""
+    audit store (the test module imports `evaluated_model` from tests/test_app_pages.py). The server's log is kept
+    in test-artifacts/logs/<test>.log, so a failure seen once can be read afterwards."""
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     log = tmp_path / "streamlit.log"
     env = {"BRAINSCAN_MODEL": str(evaluated_model), "BRAINSCAN_RUNS": str(tmp_path / "runs"),
            "BRAINSCAN_STATE_DIR": str(tmp_path / "state"), "BRAINSCAN_DB_URL": ""}
-    with open(log, "wb") as out, streamlit_app(env, out, wait=False) as (url, process):
-        try:
-            wait_healthy(url, process, 60)
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
-        yield url
+    try:
+        with open(log, "wb") as out, streamlit_app(env, out, wait=False) as (url, process):
+            try:
+                wait_healthy(url, process, 60)
+            except RuntimeError as exc:
+                pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
+            yield url
+    finally:
+        kept = REPO / "test-artifacts" / "logs"
+        kept.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, kept / f"{request.node.name}.log")
