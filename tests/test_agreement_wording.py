@@ -16,6 +16,7 @@ from benchmarks.agreement_calibration import (
     choose_rule,
     wilson,
 )
+from core.model.card import load_card
 from core.xai.agreement import (
     CALIBRATION_DOC,
     DISAGREE_BELOW,
@@ -172,6 +173,8 @@ def test_constants_match_the_saved_calibration():
     if not RECORD.is_file():
         pytest.skip("no calibration record")
     doc = AgreementCalibration.from_json(RECORD.read_text())
+    assert doc.model == load_card(REPO / "assets" / "models" / "default").name, (
+        "the calibration describes another model than the bundled one: rerun benchmarks/agreement_calibration.py")
     assert doc.split.startswith("Training") and all(r.file.startswith("Training/") for r in doc.records)
     rule = doc.rule
     assert rule is not None and doc.disagree_below == DISAGREE_BELOW
