@@ -73,6 +73,8 @@ def balanced_by_group(groups: list[list[Sample]], total: int) -> list[Sample]:
     """`total` draws shared as equally as possible among `groups` (near-duplicate groups: a patient or a copied
     series), each group's share cycling through its images, so a group of 28 slices weighs what a single slice
     does. Deterministic: the groups' order decides who gets the remainder."""
+    if not groups:
+        return []
     share, extra = divmod(total, len(groups))
     out: list[Sample] = []
     for g, members in enumerate(groups):

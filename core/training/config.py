@@ -18,9 +18,10 @@ from core.model.card import load_card
 from core.model.factory import BACKBONES, DEFAULT_BACKBONE, resolve_weights
 from core.training.augment import AUGMENTATIONS
 
-# The options a resume may change (a phase's length); every other option comes from the run's config.json.
+# How the tumour collection's draws per epoch are spread (measured: docs/generalisation.md).
 TUMOUR_BALANCE = {"image": "every tumour-collection image repeated --tumour-repeat times",
                   "group": "the same number of draws shared equally among the collection's near-duplicate groups"}
+# The options a resume may change (a phase's length); every other option comes from the run's config.json.
 RESUME_OVERRIDES = ("epochs_head", "epochs_finetune", "epochs_scratch")
 
 
