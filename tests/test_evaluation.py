@@ -59,3 +59,20 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_estimate():
 def test_empty_subset_gives_nan_not_a_crash():
     r = compute_metrics(np.array([], int), np.zeros((0, 3)), CLASSES)
     assert r["n"] == 0 and np.isnan(r["accuracy"]) and r["confusion_matrix"] == [[0] * 3] * 3
+
+
+def test_counted_macro_f1_is_scikit_learns_on_every_kind_of_resample():
+    """The bootstrap's macro F1 (one bincount) equals scikit-learn's f1_score(average="macro", zero_division=0),
+    also when a class is missing from the truth, from the predictions, or from both."""
+    from sklearn.metrics import f1_score
+
+    from core.evaluation.metrics import macro_f1_counts
+
+    rng = np.random.default_rng(0)
+    cases = [(rng.integers(0, 4, n), rng.integers(0, 4, n)) for n in (1, 5, 40, 1311)]
+    cases += [(np.array([0, 0, 1]), np.array([0, 1, 1])),            # classes 2 and 3 neither true nor predicted
+              (np.array([0, 1, 2, 3]), np.array([0, 0, 0, 0])),      # three classes never predicted
+              (np.array([3, 3, 3]), np.array([2, 1, 3]))]            # three classes never true
+    for truth, predicted in cases:
+        expected = f1_score(truth, predicted, labels=[0, 1, 2, 3], average="macro", zero_division=0)
+        assert macro_f1_counts(truth, predicted, 4) == pytest.approx(expected, abs=1e-12)

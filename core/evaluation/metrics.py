@@ -34,6 +34,17 @@ def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int]) -> floa
     return float(skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
 
 
+def macro_f1_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Macro F1 over classes 0..n_classes-1 from one bincount, as scikit-learn's `f1_score(average="macro",
+    zero_division=0)` with those labels gives it (tested equal): 2TP / (2TP + FP + FN) per class, 0 where a class
+    is neither true nor predicted. ~100× faster, which matters inside the 1,000-round bootstrap."""
+    confusion = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    tp = np.diag(confusion).astype(np.float64)
+    denominator = confusion.sum(axis=0) + confusion.sum(axis=1)   # (TP + FP) + (TP + FN)
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(n_classes), where=denominator > 0)
+    return float(f1.mean())
+
+
 def roc_points(y_true: np.ndarray, proba: np.ndarray, class_names: list[str], max_points: int = 200) -> dict[str, Any]:
     """One-vs-rest ROC curve per class, thinned to at most `max_points` points (for plotting)."""
     curves = {}
@@ -86,7 +97,8 @@ def compute_metrics(y_true: np.ndarray, proba: np.ndarray, class_names: list[str
     }
     if bootstrap_rounds:
         result["accuracy_ci95"] = bootstrap_ci(y_true, y_pred, lambda t, p: float(np.mean(t == p)), bootstrap_rounds, seed)
-        result["macro_f1_ci95"] = bootstrap_ci(y_true, y_pred, lambda t, p: _macro_f1(t, p, labels), bootstrap_rounds, seed)
+        result["macro_f1_ci95"] = bootstrap_ci(y_true, y_pred, lambda t, p: macro_f1_counts(t, p, len(labels)),
+                                               bootstrap_rounds, seed)
     return result
 
 

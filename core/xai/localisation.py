@@ -56,15 +56,20 @@ class MaskedScan:
 
 
 def validation_files(card: Any, data_root: str | Path) -> set[str] | None:
-    """Dataset-relative paths of the model's validation split (None when the card does not say how it split)."""
+    """Dataset-relative paths of the model's validation split, split again as its training did (the grouped
+    protocol by the leakage audit's source groups, as `python -m train` does); None when the card does not say how
+    it split or split another way."""
     from core.data.discovery import discover_for_model, make_splits
+    from core.data.leakage import check_leakage
 
     config = (getattr(card, "training", None) or {}).get("config", {}) if isinstance(
         getattr(card, "training", None), dict) else {}
-    if config.get("protocol", "default") != "default":
+    protocol = config.get("protocol", "default")
+    if protocol not in ("default", "grouped"):
         return None
     index = discover_for_model(data_root, card.class_names)
-    splits = make_splits(index, "default", float(config.get("val_fraction", 0.1)), int(config.get("seed", 42)))
+    groups = check_leakage(index).groups if protocol == "grouped" else None
+    splits = make_splits(index, protocol, float(config.get("val_fraction", 0.1)), int(config.get("seed", 42)), groups)
     return {s.relpath for s in splits["validation"]}
 
 
