@@ -429,7 +429,7 @@ def main() -> int:
         if deadline is not None and time.perf_counter() > deadline:
             print(f"budget of {args.budget_minutes:g} min reached after {len(records)} scans", file=sys.stderr)
             break
-        scan = load_scans(masks, [row], args.data, card.class_names, card.image_size)[0]
+        scan = load_scans(masks, [row], args.data, card.class_names, card.image_size, card.crop)[0]
         values = score_scan(model, card, scan.image, scan.mask, options)
         records.append(ScanRecord(file=row.file, class_name=row.class_name, source_image=row.source_image,
                                   unseen=row.source_image not in training_sources, mask_area=float(scan.mask.mean()),

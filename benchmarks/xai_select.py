@@ -82,7 +82,7 @@ def main() -> None:
     masks = load_mask_index(args.masks or default_masks_dir(args.data))
     allowed = validation_files(card, args.data)
     rows = select_rows(masks, card.class_names, "Training", args.n, args.seed, allowed)
-    scans = load_scans(masks, rows, args.data, card.class_names, card.image_size)
+    scans = load_scans(masks, rows, args.data, card.class_names, card.image_size, card.crop)
     by_class = [[s for s in scans if s.label == k] for k in sorted({s.label for s in scans})]
     scans = [s for group in zip(*by_class) for s in group]   # classes interleaved: a partial run stays balanced
     warm_up(model)

@@ -91,7 +91,7 @@ alpha = toggles[-1].slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key=state.OV
 if not enabled:
     st.info("Switch on at least one explanation method.")
     st.stop()
-mask = expert_mask(scan_id, name, data)
+mask = expert_mask(scan_id, name, data, card.crop)
 display = st.columns(2)
 positive_only = display[0].toggle("SHAP: evidence for the class only", value=False, key=state.SHAP_POSITIVE,
                                   help="Hide SHAP's blue (evidence against the class); the map is always shown "
@@ -119,7 +119,7 @@ with st.status("Computing explanations…", expanded=False) as status, explanati
         status.update(label="No explanation could be computed", state="error")
 record_explanations(entry, card, data, explanations)
 
-base = fit_for_display(display_image(scan_id, data, label))
+base = fit_for_display(display_image(scan_id, data, label, card.crop))
 if not explanations:
     st.image(base, caption=label, width=min(512, base.shape[1]))
     st.warning("Every explanation method failed for this scan (the reasons are above). The prediction on the "

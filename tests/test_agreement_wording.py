@@ -173,8 +173,11 @@ def test_constants_match_the_saved_calibration():
     if not RECORD.is_file():
         pytest.skip("no calibration record")
     doc = AgreementCalibration.from_json(RECORD.read_text())
-    assert doc.model == load_card(REPO / "assets" / "models" / "default").name, (
-        "the calibration describes another model than the bundled one: rerun benchmarks/agreement_calibration.py")
+    if doc.model != load_card(REPO / "assets" / "models" / "default").name:
+        # measured on another model: nothing of it may be quoted as a fact about the bundled model's maps
+        assert (agreement_module.AGREE_FROM, agreement_module.AGREE_ON_TUMOUR, agreement_module.NEUTRAL_ON_TUMOUR,
+                agreement_module.DISAGREE_ON_TUMOUR) == (None, None, None, None)
+        return
     assert doc.split.startswith("Training") and all(r.file.startswith("Training/") for r in doc.records)
     rule = doc.rule
     assert rule is not None and doc.disagree_below == DISAGREE_BELOW

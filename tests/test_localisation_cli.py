@@ -54,7 +54,7 @@ def test_xai_eval_localisation_writes_per_class_table_with_floors(tiny_model_dir
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
     argv = ["xai-eval", "--localisation", "--data", str(tiny_dataset), "--masks", str(masks), "--model",
-            str(model_dir), "--n", "6", "--methods", "scorecam,lime", "--checkpoint-dir", str(tmp_path)]
+            str(model_dir), "--n", "6", "--methods", "scorecam,lime", "--checkpoint-dir", str(tmp_path / "new" / "folder")]
     assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "unseen" in out and "CPU" in out

@@ -165,7 +165,7 @@ def report_section(entry: Any, model: Any, card: ModelCard, predictions: dict[st
                 explanations, faithfulness = _report_explanations(entry, model, card, name, data, assessment,
                                                                   methods, measure)
                 sections.append(report_scan(
-                    (shown or {}).get(name, name), scan_sha256(data), _report_picture(data, name), assessment,
+                    (shown or {}).get(name, name), scan_sha256(data), _report_picture(data, name, card.crop), assessment,
                     explanations, faithfulness=faithfulness,
                     header=(st.session_state.get(state.HEADERS) or {}).get(name)))
             series = None
@@ -184,10 +184,11 @@ def report_section(entry: Any, model: Any, card: ModelCard, predictions: dict[st
                            "application/pdf", key=state.DOWNLOAD_REPORT, icon=":material/download:")
 
 
-def _report_picture(data: bytes, name: str) -> Any:
-    """The scan's picture for the report, or None when its pixels were never decoded."""
+def _report_picture(data: bytes, name: str, crop: str) -> Any:
+    """The scan's picture for the report, framed as the model sees it (its overlays line up), or None when its
+    pixels were never decoded."""
     try:
-        return display_image(content_hash(data), data, name)
+        return display_image(content_hash(data), data, name, crop)
     except BrainScanError:
         return None
 

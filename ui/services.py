@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 from core.errors import BrainScanError
-from core.io.images import preprocess
+from core.io.images import model_view, preprocess
 from core.io.scan import Scan, decode_scan
 from core.model.assessment import Assessment
 from core.model.card import ModelCard
@@ -133,10 +133,11 @@ def model_input(scan_hash: str, image_size: int, data: bytes, name: str, crop: s
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def display_image(scan_hash: str, data: bytes, name: str) -> np.ndarray:
-    """The scan for display (RGB uint8), shrunk to at most DISPLAY_SIDE pixels before it is cached: the cache
-    holds up to 64 scans, and full-resolution ones would keep hundreds of megabytes of server memory."""
-    return fit_for_display(decoded_scan(scan_hash, data, name).rgb, DISPLAY_SIDE)
+def display_image(scan_hash: str, data: bytes, name: str, crop: str = "none") -> np.ndarray:
+    """The scan for display (RGB uint8), framed as the model sees it (`crop` from the card: the maps drawn on it
+    line up), shrunk to at most DISPLAY_SIDE pixels before it is cached: the cache holds up to 64 scans, and
+    full-resolution ones would keep hundreds of megabytes of server memory."""
+    return fit_for_display(model_view(decoded_scan(scan_hash, data, name).rgb, crop), DISPLAY_SIDE)
 
 
 @st.cache_data(max_entries=EXPLANATIONS_CACHED, show_spinner=False)
@@ -211,9 +212,10 @@ def _mask_index(masks_dir: str) -> Any:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def expert_mask(scan_hash: str, name: str, data: bytes) -> np.ndarray | None:
-    """The expert tumour mask (bool, 224 px) when this file IS a dataset scan that has one: the file name
-    must be in the masks' index and the bytes must equal the dataset file's. None otherwise."""
+def expert_mask(scan_hash: str, name: str, data: bytes, crop: str = "none") -> np.ndarray | None:
+    """The expert tumour mask (bool), framed like the scan as the model sees it (`crop`), when this file IS a
+    dataset scan that has one: the file name must be in the masks' index and the bytes must equal the dataset
+    file's. None otherwise."""
     import hashlib
 
     from core.data.masks import default_masks_dir
@@ -233,7 +235,9 @@ def expert_mask(scan_hash: str, name: str, data: bytes) -> np.ndarray | None:
     source = data_root / row.file
     if not source.is_file() or hashlib.sha256(source.read_bytes()).digest() != hashlib.sha256(data).digest():
         return None
-    return index.load(row)
+    mask = index.load(row)
+    scan = decoded_scan(scan_hash, data, name).rgb
+    return model_view(mask, crop, scan) if mask.shape == scan.shape[:2] else None
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -76,10 +76,15 @@ class MaskIndex:
         mask = cv2.imread(str(self.root / row.mask), cv2.IMREAD_GRAYSCALE)
         if mask is None:
             raise DataLayoutError(f"cannot read mask {self.root / row.mask}")
-        mask = mask.astype(np.float32) / 255.0
-        if size is not None and mask.shape != (size, size):
-            mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
-        return mask >= 0.5
+        return fit_mask(mask.astype(np.float32) / 255.0, size)
+
+
+def fit_mask(mask: np.ndarray, size: int | None) -> np.ndarray:
+    """A mask (values in 0-1) as bool, resized to `size` × `size` if given (area averaging, threshold 0.5)."""
+    mask = np.asarray(mask, np.float32)
+    if size is not None and mask.shape != (size, size):
+        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
+    return mask >= 0.5
 
 
 def default_masks_dir(data_root: str | Path | None) -> Path | None:

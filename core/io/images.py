@@ -433,6 +433,15 @@ def crop_to_head(image: np.ndarray, reference: np.ndarray | None = None) -> np.n
     return out
 
 
+def model_view(image: np.ndarray, crop: str = "none", reference: np.ndarray | None = None) -> np.ndarray:
+    """The scan framed as the model sees it, before resizing: cropped to the head when the card's `crop` says so.
+    Explanation maps are in this frame, so every picture they are drawn on (the Explain page, the report) and
+    every expert mask they are scored against goes through it (a mask with its scan as `reference`)."""
+    if crop not in CROPS:
+        raise ValueError(f"unknown crop {crop!r}; one of {CROPS}")
+    return crop_to_head(image, reference) if crop == "head" else image
+
+
 def preprocess(image: np.ndarray, image_size: int, crop: str = "none") -> np.ndarray:
     """RGB uint8 (H, W, 3) -> model input float32 (S, S, 3) in 0-255. The only preprocessing.
 
@@ -440,11 +449,7 @@ def preprocess(image: np.ndarray, image_size: int, crop: str = "none") -> np.nda
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ImageDecodeError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
-    if crop not in CROPS:
-        raise ValueError(f"unknown crop {crop!r}; one of {CROPS}")
-    image = _to_uint8(image)
-    if crop == "head":
-        image = crop_to_head(image)
+    image = model_view(_to_uint8(image), crop)
     if image.shape[:2] != (image_size, image_size):
         shrinking = image.shape[0] >= image_size and image.shape[1] >= image_size
         interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR

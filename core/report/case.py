@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ExplainError
-from core.io.images import preprocess
+from core.io.images import model_view, preprocess
 from core.io.scan import decode_scan
 from core.io.series import Series, expand_archives, load_series, series_files
 from core.model.assessment import Assessment
@@ -136,7 +136,8 @@ def series_sections(model: Any, card: ModelCard, model_dir: str | Path, series: 
                                                   assessment)
         sections.append((i, report_scan(
             f"{s.label} of {len(series.slices)} (rank {result.ranking.index(i) + 1} by tumour probability)",
-            s.sha256, s.image, assessment, explanations, alpha, faithfulness, header=series.header)))
+            s.sha256, model_view(s.image, card.crop), assessment, explanations, alpha, faithfulness,
+            header=series.header)))
     return sections
 
 
@@ -171,8 +172,8 @@ def make_case_report(model: Any, card: ModelCard, model_dir: str | Path, files: 
             explanations, faithfulness = {}, {}
             rgb = None
             if assessment.decoded:
-                rgb = scan.rgb
-                image = preprocess(rgb, card.image_size, card.crop)
+                rgb = model_view(scan.rgb, card.crop)  # the frame the maps are in
+                image = preprocess(scan.rgb, card.image_size, card.crop)
                 explanations, faithfulness = _explain_all(model, card, model_dir, image, methods,
                                                           measure_faithfulness, assessment)
             scans.append(report_scan(f"Scan {number}", scan.sha256, rgb,

@@ -33,12 +33,13 @@ OUTSIDE_ABOVE = 0.5
 CALIBRATION_DOC = "docs/agreement.md"
 CALIBRATED_METHODS = frozenset({"scorecam", "shap", "lime"})
 ON_TUMOUR = "at least two of the three maps peaked on the tumour"
-# Measured on 29 validation-split Training scans (docs/agreement.md): no level qualified. The maps were on the
-# tumour for 9/10 meningiomas and 0/19 gliomas and pituitary tumours, whatever their agreement.
+# The saved calibration (29 validation-split Training scans) measured the previous bundled model: no level
+# qualified there. Its rates describe that model's maps, so none is quoted for the model bundled since
+# 2026-12-01 until the calibration is rerun on it (docs/agreement.md); "disagree" still warns, unquoted.
 AGREE_FROM: float | None = None
 AGREE_ON_TUMOUR: tuple[float, int] | None = None       # (rate, n) of scans called "agree" in the calibration
-NEUTRAL_ON_TUMOUR: tuple[float, int] | None = (0.50, 4)    # (rate, n): neither "agree" nor "disagree"
-DISAGREE_ON_TUMOUR: tuple[float, int] | None = (0.28, 25)  # (rate, n): a pair below DISAGREE_BELOW
+NEUTRAL_ON_TUMOUR: tuple[float, int] | None = None     # (rate, n): neither "agree" nor "disagree"
+DISAGREE_ON_TUMOUR: tuple[float, int] | None = None    # (rate, n): a pair below DISAGREE_BELOW
 MIN_QUOTED_N = 20          # a measured rate is quoted in the text only when it rests on at least this many scans
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from core.data.masks import MaskIndex, MaskRow
-from core.errors import ExplainError
+from core.errors import DataLayoutError, ExplainError
 from core.io.atomic import atomic_write_text
 from core.model.engine import engine_name
 from core.xai.explainers import EXPLAINERS, explain, get_spec, with_background
@@ -91,13 +91,23 @@ def select_rows(masks: MaskIndex, class_names: list[str], split: str, n: int, se
 
 
 def load_scans(masks: MaskIndex, rows: list[MaskRow], data_root: str | Path, class_names: list[str],
-               image_size: int) -> list[MaskedScan]:
-    """Images through the one preprocessing path, masks resized to the model's input size."""
-    from core.io.images import load_for_model
+               image_size: int, crop: str = "none") -> list[MaskedScan]:
+    """Images through the one preprocessing path (the card's `crop` included), each mask framed like its scan
+    (`model_view` with the scan as reference) and resized to the model's input size."""
+    from core.data.masks import fit_mask
+    from core.io.images import model_view, preprocess, read_image
 
     root = Path(data_root)
-    return [MaskedScan(r, load_for_model(root / r.file, image_size).astype(np.float32), masks.load(r, image_size),
-                       class_names.index(r.class_name), masks.unseen(r)) for r in rows]
+    scans = []
+    for r in rows:
+        rgb = read_image(root / r.file)
+        mask = masks.load(r).astype(np.float32)
+        if mask.shape != rgb.shape[:2]:
+            raise DataLayoutError(f"mask {r.mask} is {mask.shape[1]}×{mask.shape[0]}, its scan {r.file} "
+                                  f"{rgb.shape[1]}×{rgb.shape[0]}: a mask must have its scan's geometry")
+        scans.append(MaskedScan(r, preprocess(rgb, image_size, crop), fit_mask(model_view(mask, crop, rgb), image_size),
+                                class_names.index(r.class_name), masks.unseen(r)))
+    return scans
 
 
 def read_checkpoint(checkpoint: Path | None) -> dict[str, dict[str, Any]]:
@@ -211,12 +221,14 @@ def run_localisation(model: Any, card: Any, data_root: str | Path, masks: MaskIn
         get_spec(method)
     allowed = validation_files(card, data_root) if split == "Training" else None
     rows = select_rows(masks, card.class_names, split, n, seed, allowed)
-    scans = load_scans(masks, rows, data_root, card.class_names, card.image_size)
+    scans = load_scans(masks, rows, data_root, card.class_names, card.image_size, card.crop)
     options = with_background(methods, background, method_options)
     recorded_options = {m: get_spec(m).recorded(o) for m, o in options.items()}
     checkpoint = None
     if checkpoint_dir is not None:
-        key = json.dumps([card.name, methods, recorded_options, split, n, seed, road], sort_keys=True, default=str)
+        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        key = json.dumps([card.name, card.crop, methods, recorded_options, split, n, seed, road], sort_keys=True,
+                         default=str)
         checkpoint = Path(checkpoint_dir) / f"xai_localisation.{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
     reused = len(checkpoint.read_text().splitlines()) if checkpoint is not None and checkpoint.is_file() else 0
     start_wall, start_cpu = time.perf_counter(), time.process_time()
