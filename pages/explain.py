@@ -156,6 +156,9 @@ if len(explanations) >= 1:
         pairs = ", ".join(f"{EXPLAINERS[a].label}–{EXPLAINERS[b].label} {v['top_iou']:.2f}"
                           for (a, b), v in agreed.pairs.items())
         st.caption(f"Agreement = overlap (IoU) of the most relevant 10% of pixels, per pair: {pairs}.")
+    if card.crop == "head":
+        st.caption("The scan is shown as the model sees it: cropped to the head and padded to a square, the frame "
+                   "its maps are computed in.")
     if outline:
         st.caption("Green line: the expert tumour outline of this dataset scan (figshare/BRISC masks; an "
                    "evaluation aid, not clinical ground truth).")
