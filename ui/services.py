@@ -236,6 +236,8 @@ def expert_mask(scan_hash: str, name: str, data: bytes, crop: str = "none") -> n
     if not source.is_file() or hashlib.sha256(source.read_bytes()).digest() != hashlib.sha256(data).digest():
         return None
     mask = index.load(row)
+    if crop == "none":
+        return mask   # drawn scaled to the picture, as before
     scan = decoded_scan(scan_hash, data, name).rgb
     return model_view(mask, crop, scan) if mask.shape == scan.shape[:2] else None
 

@@ -34,10 +34,14 @@ def _rows(root: Path) -> list[dict[str, str]]:
 class CollectionSplit:
     """The training and validation parts of a tumour collection (validation drawn by group)."""
 
-    train: list[Sample]
+    train_groups: list[list[Sample]]
     validation: list[Sample]
     groups: int
-    train_groups: list[list[Sample]]
+
+    @property
+    def train(self) -> list[Sample]:
+        """The training images, group after group."""
+        return [sample for group in self.train_groups for sample in group]
 
 
 def tumour_collection(root: str | Path, val_fraction: float, seed: int) -> CollectionSplit:
@@ -57,16 +61,14 @@ def tumour_collection(root: str | Path, val_fraction: float, seed: int) -> Colle
     keys = sorted(groups, key=lambda k: (len(k), k))
     order = np.random.default_rng(seed).permutation(len(keys))
     target = round(val_fraction * len(rows))
-    train: list[Sample] = []
     val: list[Sample] = []
     train_groups = []
     for i in order:
         if len(val) < target:
             val.extend(groups[keys[i]])
         else:
-            train.extend(groups[keys[i]])
             train_groups.append(groups[keys[i]])
-    return CollectionSplit(train=train, validation=val, groups=len(keys), train_groups=train_groups)
+    return CollectionSplit(train_groups=train_groups, validation=val, groups=len(keys))
 
 
 def balanced_by_group(groups: list[list[Sample]], total: int) -> list[Sample]:

@@ -189,12 +189,13 @@ def _add_collections(config: TrainConfig, splits: dict[str, list], no_tumour: in
         if no_tumour < 0:
             raise TrainingConfigError("--tumour-collection needs a data set with a no-tumour class (e.g. notumor).")
         part = tumour_collection(config.tumour_collection, config.val_fraction, config.seed)
-        draws = len(part.train) * config.tumour_repeat
+        train = part.train
+        draws = len(train) * config.tumour_repeat
         splits["train"] = splits["train"] + (balanced_by_group(part.train_groups, draws)
-                                             if config.tumour_balance == "group" else part.train * config.tumour_repeat)
+                                             if config.tumour_balance == "group" else train * config.tumour_repeat)
         splits["validation"] = splits["validation"] + part.validation
         log.info("tumour collection %s: %d training images (%d draws per epoch, balanced by %s), %d validation "
-                 "images, %d groups", config.tumour_collection, len(part.train), draws, config.tumour_balance,
+                 "images, %d groups", config.tumour_collection, len(train), draws, config.tumour_balance,
                  len(part.validation), part.groups)
     if config.normal_pool:
         if no_tumour < 0:
