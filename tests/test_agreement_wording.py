@@ -91,9 +91,18 @@ def test_rates_on_few_scans_are_not_quoted(calibrated, monkeypatch: pytest.Monke
     assert "50%" not in text and "n = 4" not in text
 
 
+def test_agree_on_few_scans_is_not_said(calibrated, monkeypatch: pytest.MonkeyPatch):
+    """A level the rule accepted on fewer than MIN_QUOTED_N scans: the overlap is worded neutrally, no rate."""
+    monkeypatch.setattr(agreement_module, "AGREE_ON_TUMOUR", (0.83, agreement_module.MIN_QUOTED_N - 1))
+    for iou in (0.30, 0.5, 1.0):
+        wording = describe_agreement(_three(iou))
+        assert wording.level == "neutral" and "83%" not in wording.text and "does not show" in wording.text
+
+
 def test_shipped_calibration_words_the_defect_neutrally():
-    """With the constants as shipped (no qualifying level), no overlap is ever worded as agreement."""
-    if agreement_module.AGREE_FROM is None:
+    """With the constants as shipped (a level accepted on 6 scans only), no overlap is ever worded as agreement."""
+    shipped = agreement_module.AGREE_ON_TUMOUR
+    if agreement_module.AGREE_FROM is None or shipped is None or shipped[1] < agreement_module.MIN_QUOTED_N:
         assert all(describe_agreement(_three(v)).level == "neutral" for v in (0.16, 0.21, 0.5, 1.0))
 
 
@@ -188,4 +197,7 @@ def test_constants_match_the_saved_calibration():
     else:
         assert agreement_module.AGREE_ON_TUMOUR == (pytest.approx(rule.agree.rate, abs=5e-3), rule.agree.n)
     assert agreement_module.DISAGREE_ON_TUMOUR == (pytest.approx(rule.disagree.rate, abs=5e-3), rule.disagree.n)
-    assert agreement_module.NEUTRAL_ON_TUMOUR == (pytest.approx(rule.neutral.rate, abs=5e-3), rule.neutral.n)
+    if rule.neutral.n == 0:
+        assert agreement_module.NEUTRAL_ON_TUMOUR is None
+    else:
+        assert agreement_module.NEUTRAL_ON_TUMOUR == (pytest.approx(rule.neutral.rate, abs=5e-3), rule.neutral.n)

@@ -33,14 +33,15 @@ OUTSIDE_ABOVE = 0.5
 CALIBRATION_DOC = "docs/agreement.md"
 CALIBRATED_METHODS = frozenset({"scorecam", "shap", "lime"})
 ON_TUMOUR = "at least two of the three maps peaked on the tumour"
-# The saved calibration (29 validation-split Training scans) measured the previous bundled model: no level
-# qualified there. Its rates describe that model's maps, so none is quoted for the model bundled since
-# 2026-12-01 until the calibration is rerun on it (docs/agreement.md); "disagree" still warns, unquoted.
-AGREE_FROM: float | None = None
-AGREE_ON_TUMOUR: tuple[float, int] | None = None       # (rate, n) of scans called "agree" in the calibration
-NEUTRAL_ON_TUMOUR: tuple[float, int] | None = None     # (rate, n): neither "agree" nor "disagree"
-DISAGREE_ON_TUMOUR: tuple[float, int] | None = None    # (rate, n): a pair below DISAGREE_BELOW
-MIN_QUOTED_N = 20          # a measured rate is quoted in the text only when it rests on at least this many scans
+# The saved calibration: 90 validation-split Training scans, the model bundled since 2026-12-01, its maps in the
+# model's head-cropped frame (2026-12-02). Its rule accepts "agree" from 0.138, but on 6 scans (5 of them
+# meningiomas): under MIN_QUOTED_N, so the page does not say "agree" (describe_agreement); "disagree" (84 of 90
+# scans) quotes its rate. No scan fell between the levels, hence no neutral rate.
+AGREE_FROM: float | None = 0.138
+AGREE_ON_TUMOUR: tuple[float, int] | None = (0.833, 6)     # (rate, n) of scans called "agree" in the calibration
+NEUTRAL_ON_TUMOUR: tuple[float, int] | None = None         # (rate, n): neither "agree" nor "disagree"; None: n = 0
+DISAGREE_ON_TUMOUR: tuple[float, int] | None = (0.25, 84)  # (rate, n): a pair below DISAGREE_BELOW
+MIN_QUOTED_N = 20          # a rate is quoted, and "agree" said, only when it rests on at least this many scans
 
 
 @dataclass
@@ -127,9 +128,10 @@ def describe_agreement(result: Agreement, labels: Mapping[str, str] | None = Non
 
     "disagree": some pair's top regions overlap below DISAGREE_BELOW (a caution, whatever the calibration).
     "agree": only when the calibration found a level (AGREE_FROM) at which agreeing maps were on the tumour more
-    often than the others, the score reaches it, and the maps are the calibrated methods; the text quotes the
-    measured rate. "neutral" otherwise: the number and what chance gives, and that agreement does not show that
-    the maps point at the tumour. `labels` maps method names to display names (default: the names).
+    often than the others, on at least MIN_QUOTED_N scans, the score reaches it, and the maps are the calibrated
+    methods; the text quotes the measured rate. "neutral" otherwise: the number and what chance gives, and that
+    agreement does not show that the maps point at the tumour. `labels` maps method names to display names
+    (default: the names).
     """
     names = dict(labels or {})
     label = lambda method: names.get(method, method)
@@ -147,7 +149,8 @@ def describe_agreement(result: Agreement, labels: Mapping[str, str] | None = Non
             "Do not rely on any single map here." + _measured(DISAGREE_ON_TUMOUR, "scans whose maps disagreed"))
     methods = {m for pair in result.pairs for m in pair}
     calibrated = methods == CALIBRATED_METHODS and np.isclose(result.top_fraction, TOP_FRACTION)
-    if AGREE_FROM is not None and AGREE_ON_TUMOUR is not None and calibrated and score >= AGREE_FROM:
+    if (AGREE_FROM is not None and AGREE_ON_TUMOUR is not None and AGREE_ON_TUMOUR[1] >= MIN_QUOTED_N
+            and calibrated and score >= AGREE_FROM):
         rate, n = AGREE_ON_TUMOUR
         return AgreementWording(
             "agree",
