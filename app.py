@@ -5,6 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.ast_guard import serialise_ast_parsing
 from ui.case import case_panel
 from ui.keras_session import keep_keras_kernels
 from ui.services import keep_scan_choice, privacy_toggle
@@ -15,6 +16,7 @@ ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
 # The favicon is a file of ours: a ":material/...:" page icon makes the browser fetch it from Google's font host,
 # and the app must work offline (tests/test_browser_e2e.py checks that no request leaves localhost).
 st.set_page_config(page_title="BrainScan XAI", page_icon=str(ICON), layout="wide")
+serialise_ast_parsing()  # before any page compiles beside the explainers' warm-up thread (ui/ast_guard.py)
 keep_keras_kernels()
 
 # URL paths differ from the file names on purpose: a page hash equal to a `pages/` file's hash makes AppTest run
